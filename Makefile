@@ -1,0 +1,48 @@
+# Two commands on a fresh clone: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: run test setup browser lint format bench clean
+
+$(VENV)/.installed: requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	touch $@
+
+setup: $(VENV)/.installed
+
+# Browser tests drive Debian's Chromium (never a downloaded browser build).
+browser:
+	@test -x $(CHROMIUM) || { echo "Installing Chromium from Debian packages..."; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null \
+	  || { echo "Could not install chromium: run 'apt-get install chromium' as root."; exit 1; }; }
+
+run: setup
+	@DEBUG=on $(PY) manage.py dev_setup
+	@$(PY) manage.py migrate --noinput -v 0
+	@echo
+	@echo "  linking_site is starting on http://127.0.0.1:$(PORT)/ with the sandbox providers."
+	@echo "  Sign in: open that address, press 'Continue with Google' or 'Continue with GitHub',"
+	@echo "           type any email and name on the sandbox page, press Allow."
+	@echo "  Staff:   $(PY) manage.py createsuperuser   then sign in at /staff/login/ or /admin/."
+	@echo
+	@$(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+test: setup browser
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-* staticfiles

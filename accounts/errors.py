@@ -1,0 +1,42 @@
+"""Plain-language messages for refused sign-ins and links, by social-auth error code."""
+
+from __future__ import annotations
+
+from social_core.exceptions import SocialAuthBaseException
+
+from .providers import provider_title
+
+_RESTART = "Please start again from this page."
+
+MESSAGES: dict[str, str] = {
+    "authorization_declined": "You cancelled at {provider}, so nothing was linked or signed in.",
+    "state_mismatch": "That {provider} sign-in could not be matched to this browser session "
+    "(it may have been used already or started elsewhere). " + _RESTART,
+    "session_context_missing": "That {provider} sign-in could not be matched to this browser session "
+    "(it may have been used already or started elsewhere). " + _RESTART,
+    "missing_parameter": "That {provider} sign-in came back incomplete (part of its answer was missing), "
+    "so it was refused and nothing changed. " + _RESTART,
+    "user_mismatch": "That {provider} sign-in was started by a different user than the one signed in now, "
+    "so it was refused and nothing was linked. " + _RESTART,
+    "identity_in_use": "That {provider} account is already linked to another profile on this site, so it "
+    "was not linked here. To use it here, sign out, sign in with it, and remove it from that profile first.",
+    "reauth_unknown_identity": "That {provider} account is not linked to your profile. To confirm it's you, "
+    "sign in with one of the accounts listed below.",
+    "nonce_mismatch": "The {provider} response could not be matched to this sign-in. " + _RESTART,
+    "timeout": "{provider} did not answer in time. Please try again in a minute.",
+    "unavailable": "{provider} is unavailable right now. Please try again in a few minutes.",
+    "connection_failed": "{provider} could not be reached. Please try again in a few minutes.",
+    "rate_limited": "{provider} is limiting requests right now. Please try again in a few minutes.",
+    "disconnect_disallowed": "This is your only way to sign in. Connect another account first.",
+    "authorization_code_rejected": "{provider} did not accept the sign-in code (it may have expired). "
+    + _RESTART,
+}
+
+
+def message_for(error: SocialAuthBaseException) -> str:
+    backend = getattr(error, "backend", None)
+    provider = provider_title(getattr(backend, "name", "")) if backend is not None else "The provider"
+    template = MESSAGES.get(error.code)
+    if template is None:
+        return f"Signing in with {provider} failed ({error.code.replace('_', ' ')}). " + _RESTART
+    return template.format(provider=provider)

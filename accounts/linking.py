@@ -1,0 +1,196 @@
+"""Linking and unlinking identities: the logic behind the connections page, the admin and commands.
+
+Views call these functions; they hold the rules and the transactions. The OAuth round trip itself
+is social-auth's; ``start_flow`` records who started it and why, and the pipeline steps in
+``accounts.pipeline`` check that record when the provider sends the browser back.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils.http import url_has_allowed_host_and_scheme
+from social_core.exceptions import AuthPolicyError
+from social_django.models import UserSocialAuth
+from social_django.utils import load_backend, load_strategy
+
+from .models import IdentityDetails, User
+from .providers import is_configured
+
+FlowPurpose = Literal["signin", "link", "reauth"]
+FLOW_SESSION_PREFIX = "auth_flow:"
+
+
+class LinkingError(Exception):
+    """A linking operation was refused; ``str()`` is a message to show the person."""
+
+    code = "linking_error"
+
+
+class IdentityNotFound(LinkingError):
+    code = "identity_not_found"
+
+
+class LastSignInMethod(LinkingError):
+    code = "last_sign_in_method"
+
+
+def safe_next_url(candidate: str | None, *, default: str = "/settings/connections/") -> str:
+    """Only same-site relative paths are followed; anything else becomes ``default``."""
+    if not candidate or not isinstance(candidate, str):
+        return default
+    if not candidate.startswith("/") or candidate.startswith("//") or "\\" in candidate:
+        return default
+    if not url_has_allowed_host_and_scheme(candidate, allowed_hosts=None, require_https=False):
+        return default
+    return candidate
+
+
+_SCOPE_RE = re.compile(r"^[A-Za-z0-9:._/\\-]{1,200}$")
+
+
+def clean_scopes(values: list[str]) -> list[str]:
+    """Scope names a flow may add to the provider request: plain tokens, at most 30, no duplicates."""
+    cleaned: list[str] = []
+    for value in values:
+        for scope in str(value).replace(",", " ").split():
+            if _SCOPE_RE.match(scope) and scope not in cleaned:
+                cleaned.append(scope)
+    return cleaned[:30]
+
+
+def start_flow(
+    request: HttpRequest,
+    *,
+    backend_name: str,
+    purpose: FlowPurpose,
+    next_url: str,
+    scopes: list[str] | None = None,
+) -> None:
+    """Bind the provider round trip about to start to this session and this user.
+
+    The callback's pipeline compares the finishing user with ``user_id`` and refuses a mismatch;
+    social-auth's one-time ``state`` binds it to this browser session.
+    """
+    request.session[FLOW_SESSION_PREFIX + backend_name] = {
+        "user_id": request.user.pk if request.user.is_authenticated else None,
+        "purpose": purpose,
+        "next": next_url,
+        "scopes": list(scopes or []),
+        "started_at": int(time.time()),
+    }
+    # Read by the backends' auth_extra_arguments to force a fresh sign-in at the provider.
+    request.session["auth_flow_fresh"] = purpose == "reauth"
+
+
+def identities_for(user: User) -> list[UserSocialAuth]:
+    """The user's identities with their details, oldest first, in one query."""
+    return list(UserSocialAuth.objects.filter(user=user).select_related("details").order_by("created", "pk"))
+
+
+def get_identity(*, user: User, identity_id: int | str) -> UserSocialAuth:
+    """The user's own identity by id; someone else's id is answered exactly like an unknown one."""
+    try:
+        return UserSocialAuth.objects.select_related("details").get(pk=int(identity_id), user=user)
+    except (UserSocialAuth.DoesNotExist, ValueError, TypeError):
+        raise IdentityNotFound("That linked account was not found on your profile.") from None
+
+
+def sign_in_methods_left(*, user: User, without: UserSocialAuth) -> int:
+    """How many ways to sign in remain if ``without`` goes (other identities, a usable password)."""
+    others = UserSocialAuth.objects.filter(user=user).exclude(pk=without.pk).count()
+    return others + (1 if user.has_usable_password() else 0)
+
+
+def check_can_disconnect(*, user: User, identity: UserSocialAuth) -> None:
+    if sign_in_methods_left(user=user, without=identity) == 0:
+        raise LastSignInMethod(
+            "This is your only way to sign in. Connect another account first, then remove this one."
+        )
+
+
+@dataclass(frozen=True)
+class UnlinkResult:
+    provider: str
+    uid: str
+    account_name: str
+    dry_run: bool
+
+
+def unlink_identity(
+    *,
+    user: User,
+    identity_id: int | str,
+    actor: User | None = None,
+    request: HttpRequest | None = None,
+    dry_run: bool = False,
+) -> UnlinkResult:
+    """Remove exactly one identity from ``user`` through social-auth's disconnect pipeline.
+
+    The pipeline (SOCIAL_AUTH_DISCONNECT_PIPELINE) checks the last-method rule, lets the vault
+    schedule revocation of the identity's tokens, deletes the row and records the activity, all in
+    one transaction: a refusal or failure leaves the identity exactly as it was.
+    """
+    with transaction.atomic():
+        identity = get_identity(user=user, identity_id=identity_id)
+        # Lock the user's identities so two concurrent removals cannot both pass the
+        # last-method check.
+        list(UserSocialAuth.objects.select_for_update().filter(user=user).values_list("pk", flat=True))
+        check_can_disconnect(user=user, identity=identity)
+        details = getattr(identity, "details", None)
+        result = UnlinkResult(
+            provider=identity.provider,
+            uid=identity.uid,
+            account_name=details.account_name if details else "",
+            dry_run=dry_run,
+        )
+        if dry_run:
+            return result
+        strategy = load_strategy(request)
+        backend = load_backend(strategy, identity.provider, redirect_uri=None)
+        try:
+            backend.disconnect(user=user, association_id=identity.pk, actor=actor)
+        except AuthPolicyError as error:
+            raise LastSignInMethod(str(error)) from error
+    return result
+
+
+def set_default_identity(*, user: User, identity_id: int | str) -> UserSocialAuth:
+    """Make one identity the account used for its provider when a caller does not pick one."""
+    with transaction.atomic():
+        identity = get_identity(user=user, identity_id=identity_id)
+        IdentityDetails.objects.filter(identity__user=user, identity__provider=identity.provider).update(
+            is_default=False
+        )
+        IdentityDetails.objects.update_or_create(identity=identity, defaults={"is_default": True})
+    return identity
+
+
+def provider_is_available(backend_name: str) -> bool:
+    return is_configured(backend_name)
+
+
+class UserNotFound(LinkingError):
+    code = "user_not_found"
+
+
+def resolve_user(reference: str) -> User:
+    """Find a user by id, username or email (for staff commands); ambiguity is an error."""
+    reference = str(reference).strip()
+    if reference.isdigit():
+        user = User.objects.filter(pk=int(reference)).first()
+        if user:
+            return user
+    matches = list(User.objects.filter(username=reference)[:2]) or list(
+        User.objects.filter(email__iexact=reference)[:2]
+    )
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise UserNotFound(f"More than one user matches {reference!r}; use the numeric user id.")
+    raise UserNotFound(f"No user matches {reference!r}.")

@@ -1,0 +1,32 @@
+"""Remove one identity from a user, with the same rules and records as the connections page."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts import linking
+from accounts.providers import provider_title
+
+
+class Command(BaseCommand):
+    help = (
+        "Unlink one identity (by its id) from a user; revokes its tokens. "
+        "Refuses to remove the last sign-in method."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("user", help="user id, username or email")
+        parser.add_argument("identity_id", type=int, help="the identity's id (see accounts_identities)")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="show what would be removed; change nothing"
+        )
+
+    def handle(self, *args, user: str, identity_id: int, dry_run: bool, **options) -> None:
+        try:
+            target = linking.resolve_user(user)
+            result = linking.unlink_identity(user=target, identity_id=identity_id, dry_run=dry_run)
+        except linking.LinkingError as error:
+            raise CommandError(str(error)) from None
+        verb = "Would unlink" if dry_run else "Unlinked"
+        self.stdout.write(
+            f"{verb} {provider_title(result.provider)} identity {identity_id} "
+            f"({result.account_name or result.uid}) from user {target.pk}."
+        )

@@ -1,0 +1,227 @@
+"""social-auth pipeline steps for sign-in, linking and disconnecting.
+
+They run inside social-auth's callback (``SOCIAL_AUTH_PIPELINE``) and disconnect
+(``SOCIAL_AUTH_DISCONNECT_PIPELINE``) as listed in settings, between social-auth's own lookup steps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.db import transaction
+from django.utils import timezone
+from social_core.exceptions import AuthAssociationError, AuthPolicyError, AuthSessionError
+
+from . import activity, notifications, sudo
+from .linking import FLOW_SESSION_PREFIX, sign_in_methods_left
+from .models import Activity, IdentityDetails, User
+from .providers import provider_title
+
+# Never kept in ``extra_data``: the vault keeps tokens, encrypted.
+SECRET_EXTRA_DATA_KEYS = frozenset(
+    {
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "token_type",
+        "expires_in",
+        "expires",
+        "auth_time",
+        "code",
+        "client_secret",
+    }
+)
+
+
+class FlowRefused(AuthAssociationError):
+    """A completed provider round trip that this site refuses to act on."""
+
+    # social-core looks the default up in its own table of reasons; ours pass their own ``code``.
+    default_code = "authentication_disallowed"
+
+
+def check_flow_owner(strategy, backend, user: User | None = None, *args, **kwargs) -> dict[str, Any]:
+    """Refuse a callback finished by someone other than whoever started the flow."""
+    flow = strategy.session_get(FLOW_SESSION_PREFIX + backend.name)
+    if not isinstance(flow, dict):
+        raise AuthSessionError(backend, code="session_context_missing", stage="pipeline")
+    finishing_user_id = user.pk if user is not None else None
+    if flow.get("user_id") != finishing_user_id:
+        raise AuthSessionError(backend, code="user_mismatch", stage="pipeline")
+    return {"flow": flow}
+
+
+def check_flow_purpose(
+    backend, flow: dict[str, Any], user: User | None = None, social=None, *args, **kwargs
+) -> None:
+    """A re-authentication must use an identity that is already the user's own."""
+    if flow.get("purpose") == "reauth" and (social is None or user is None or social.user_id != user.pk):
+        raise FlowRefused(backend, code="reauth_unknown_identity", stage="pipeline")
+
+
+def create_user(
+    backend, details: dict[str, Any], response: dict[str, Any], user: User | None = None, *args, **kwargs
+) -> dict[str, Any]:
+    """Create the primary profile from the first identity: name, email and avatar."""
+    if user is not None:
+        return {"is_new": False}
+    email, _verified = backend.verified_email(response)
+    name = (details.get("fullname") or "").strip() or backend.account_name(response)
+    new_user = User.objects.create_user(
+        username=kwargs["username"],
+        email=email,
+        name=name[:255],
+        first_name=(details.get("first_name") or "")[:150],
+        last_name=(details.get("last_name") or "")[:150],
+        avatar_url=backend.avatar_url(response)[:500],
+    )
+    return {"is_new": True, "user": new_user}
+
+
+def save_identity_details(
+    strategy,
+    backend,
+    uid: str,
+    user: User,
+    social,
+    response: dict[str, Any],
+    details: dict[str, Any],
+    flow: dict[str, Any],
+    is_new: bool = False,
+    new_association: bool = False,
+    *args,
+    **kwargs,
+) -> dict[str, Any]:
+    """Record what the provider reported (display fields only) and the activity.
+
+    Replaces social-auth's ``load_extra_data``: ``extra_data`` gets only non-secret fields, so
+    no token is ever written in plaintext.
+    """
+    email, verified = backend.verified_email(response)
+    now = timezone.now()
+    purpose = flow.get("purpose")
+    extra = backend.extra_data(user, uid, response, details, kwargs)
+    safe_extra = {key: value for key, value in extra.items() if key not in SECRET_EXTRA_DATA_KEYS}
+    if social.extra_data != safe_extra:
+        social.extra_data = safe_extra
+        social.save(update_fields=["extra_data", "modified"])
+
+    identity_details, created = IdentityDetails.objects.get_or_create(identity=social)
+    identity_details.account_name = backend.account_name(response)[:255]
+    identity_details.email = email[:254]
+    identity_details.email_verified = verified
+    identity_details.avatar_url = backend.avatar_url(response)[:500]
+    if created:
+        identity_details.created_profile = is_new
+        identity_details.is_default = not IdentityDetails.objects.filter(
+            identity__user=user, identity__provider=social.provider, is_default=True
+        ).exists()
+    if purpose in ("signin", "reauth"):
+        identity_details.last_login_at = now
+    identity_details.save()
+
+    request = strategy.request
+    title = provider_title(backend.name)
+    if new_association:
+        activity.record(
+            kind=Activity.Kind.LINKED,
+            user=user,
+            request=request,
+            identity=social,
+            message=f"{'Signed up with' if is_new else 'Linked'} {title} account "
+            f"{identity_details.account_name}",
+        )
+        if not is_new:
+            transaction.on_commit(lambda: notifications.identity_linked(user=user, identity=social))
+    elif purpose == "reauth":
+        activity.record(
+            kind=Activity.Kind.REAUTHENTICATED,
+            user=user,
+            request=request,
+            identity=social,
+            message=f"Confirmed with {title}",
+        )
+    elif purpose == "signin":
+        activity.record(
+            kind=Activity.Kind.SIGNED_IN,
+            user=user,
+            request=request,
+            identity=social,
+            message=f"Signed in with {title}",
+        )
+    return {"identity_details": identity_details}
+
+
+def finish_flow(
+    strategy,
+    backend,
+    user: User,
+    social,
+    flow: dict[str, Any],
+    new_association: bool = False,
+    is_new: bool = False,
+    *args,
+    **kwargs,
+) -> None:
+    """Close the flow record, refresh sudo mode for real sign-ins, and say what happened."""
+    strategy.session_pop(FLOW_SESSION_PREFIX + backend.name)
+    strategy.session_pop("auth_flow_fresh")
+    strategy.session_set("next", flow.get("next") or "/settings/connections/")
+    request = strategy.request
+    purpose = flow.get("purpose")
+    if request is None:
+        return
+    if purpose in ("signin", "reauth"):
+        sudo.mark_authenticated(request)
+    title = provider_title(backend.name)
+    name = getattr(getattr(social, "details", None), "account_name", "") or social.uid
+    if purpose == "link":
+        if new_association:
+            messages.success(request, f"Linked your {title} account {name}.")
+        else:
+            messages.info(request, f"Your {title} account {name} was already linked to this profile.")
+    elif purpose == "reauth":
+        messages.success(request, f"Confirmed it's you with {title}.")
+    elif is_new:
+        messages.success(request, f"Welcome! Your profile was created from your {title} account {name}.")
+
+
+# --- Disconnect pipeline --------------------------------------------------------------------------
+
+
+def allowed_to_disconnect(backend, user: User, association_id=None, *args, **kwargs) -> None:
+    """Never leave a user without a way to sign in (our rule, by identity id, not per provider)."""
+    if association_id is None:
+        raise AuthPolicyError(backend, code="disconnect_disallowed", stage="disconnect")
+    entries = user.social_auth.filter(pk=association_id)
+    for entry in entries:
+        if sign_in_methods_left(user=user, without=entry) == 0:
+            raise AuthPolicyError(backend, code="disconnect_disallowed", stage="disconnect")
+
+
+def disconnect(strategy, backend, entries, user: User, actor: User | None = None, *args, **kwargs) -> None:
+    """Delete the identities, then record and announce it (the vault step ran before this one)."""
+    request = strategy.request
+    for entry in entries:
+        details = IdentityDetails.objects.filter(identity=entry).first()
+        account_name = details.account_name if details else entry.uid
+        title = provider_title(entry.provider)
+        identity_id = entry.pk
+        activity.record(
+            kind=Activity.Kind.UNLINKED,
+            user=user,
+            actor=actor,
+            request=request,
+            identity=entry,
+            message=f"Removed {title} account {account_name}" + (f" (by staff {actor})" if actor else ""),
+        )
+        provider, uid = entry.provider, entry.uid
+        entry.delete()
+        transaction.on_commit(
+            lambda provider=provider, uid=uid, account_name=account_name, identity_id=identity_id: (
+                notifications.identity_removed(
+                    user=user, provider=provider, uid=uid, account_name=account_name
+                )
+            )
+        )

@@ -1,0 +1,47 @@
+"""The providers configured on this site, in the order the settings list them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+from social_core.backends.base import BaseAuth
+
+_TITLES = {"google-oauth2": "Google", "github": "GitHub", "oidc": "OpenID Connect"}
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    title: str
+
+
+def configured_providers() -> list[Provider]:
+    """Every social-auth backend in AUTHENTICATION_BACKENDS, as (backend name, display title)."""
+    providers = []
+    for path in settings.AUTHENTICATION_BACKENDS:
+        backend_class = import_string(path)
+        if isinstance(backend_class, type) and issubclass(backend_class, BaseAuth):
+            title = getattr(settings, f"SOCIAL_AUTH_{backend_class.name.upper().replace('-', '_')}_TITLE", "")
+            providers.append(
+                Provider(
+                    backend_class.name,
+                    title
+                    or _TITLES.get(backend_class.name, "")
+                    or getattr(backend_class, "title", "")
+                    or backend_class.name,
+                )
+            )
+    return providers
+
+
+def provider_title(name: str) -> str:
+    for provider in configured_providers():
+        if provider.name == name:
+            return provider.title
+    return _TITLES.get(name, name)
+
+
+def is_configured(name: str) -> bool:
+    return any(provider.name == name for provider in configured_providers())

@@ -1,0 +1,16 @@
+from django.urls import path
+
+from . import views
+
+app_name = "accounts"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("logout/", views.sign_out, name="sign_out"),
+    path("staff/login/", views.PasswordSignInView.as_view(), name="password_sign_in"),
+    path("settings/connections/", views.connections, name="connections"),
+    path("settings/connections/<int:identity_id>/disconnect/", views.disconnect, name="disconnect"),
+    path("settings/connections/<int:identity_id>/default/", views.make_default, name="make_default"),
+    path("settings/reauthenticate/", views.reauthenticate, name="reauthenticate"),
+    path("settings/activity/", views.activity_page, name="activity"),
+]

@@ -1,0 +1,270 @@
+"""Settings for linking_site, read from the environment and `.env` (django-environ).
+
+Every name a deployer sets is listed in DESIGN.md and README.md. Anything else here is derived.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+_dotenv = BASE_DIR / ".env"
+if _dotenv.is_file() and os.environ.get("LINKING_SITE_IGNORE_DOTENV") != "1":
+    # Values already in the process environment win over the file.
+    env.read_env(str(_dotenv))
+
+DEBUG = env.bool("DEBUG", default=False)
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY is not set: set it in the environment or in .env.")
+    SECRET_KEY = "django-insecure-development-only-key-do-not-use-in-production"
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
+PORT = env.int("PORT", default=8000)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "social_django",
+    "accounts",
+    "vault",
+    "sandbox",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "accounts.middleware.AuthFlowErrorMiddleware",
+]
+
+ROOT_URLCONF = "linking_site.urls"
+WSGI_APPLICATION = "linking_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------------------------
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE takes the write lock at BEGIN, so two writers serialise instead of one failing
+    # with "database is locked" half-way through (this is what keeps refresh single-flight here).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.User"
+
+# --- Cache, sessions, email ---------------------------------------------------------------------
+
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://linking-site")}
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=14 * 24 * 3600)
+
+globals().update(env.email("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="linking_site <noreply@localhost>")
+
+# --- Auth -----------------------------------------------------------------------------------------
+
+LOGIN_URL = "/"
+LOGIN_REDIRECT_URL = "/settings/connections/"
+LOGOUT_REDIRECT_URL = "/"
+
+SUDO_MODE_SECONDS = env.int("SUDO_MODE_SECONDS", default=900)
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- Providers ------------------------------------------------------------------------------------
+
+SANDBOX_PROVIDERS = env.bool("SANDBOX_PROVIDERS", default=DEBUG)
+SANDBOX_TOKEN_TTL = env.int("SANDBOX_TOKEN_TTL", default=3600)
+# Where server-side code (token exchange, refresh, revocation) reaches the sandbox when there is no
+# browser request to take the host from.
+SANDBOX_BASE_URL = env.str("SANDBOX_BASE_URL", default=f"http://127.0.0.1:{PORT}")
+if SANDBOX_PROVIDERS and not DEBUG and os.environ.get("LINKING_SITE_FORCE_SANDBOX") != "1":
+    raise ImproperlyConfigured(
+        "SANDBOX_PROVIDERS is on while DEBUG is off: the sandbox stands in for Google and GitHub "
+        "and must never run in production. Turn SANDBOX_PROVIDERS off or set DEBUG=on."
+    )
+
+SOCIAL_AUTH_GOOGLE_OAUTH2_KEY = env.str("SOCIAL_AUTH_GOOGLE_OAUTH2_KEY", default="")
+SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET = env.str("SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET", default="")
+SOCIAL_AUTH_GITHUB_KEY = env.str("SOCIAL_AUTH_GITHUB_KEY", default="")
+SOCIAL_AUTH_GITHUB_SECRET = env.str("SOCIAL_AUTH_GITHUB_SECRET", default="")
+SOCIAL_AUTH_OIDC_OIDC_ENDPOINT = env.str("SOCIAL_AUTH_OIDC_OIDC_ENDPOINT", default="")
+SOCIAL_AUTH_OIDC_KEY = env.str("SOCIAL_AUTH_OIDC_KEY", default="")
+SOCIAL_AUTH_OIDC_SECRET = env.str("SOCIAL_AUTH_OIDC_SECRET", default="")
+
+if SANDBOX_PROVIDERS:
+    # The sandbox accepts these fixed client credentials; real ones are never needed for it.
+    SOCIAL_AUTH_GOOGLE_OAUTH2_KEY = SOCIAL_AUTH_GOOGLE_OAUTH2_KEY or "sandbox-google-client"
+    SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET = SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET or "sandbox-google-secret"
+    SOCIAL_AUTH_GITHUB_KEY = SOCIAL_AUTH_GITHUB_KEY or "sandbox-github-client"
+    SOCIAL_AUTH_GITHUB_SECRET = SOCIAL_AUTH_GITHUB_SECRET or "sandbox-github-secret"
+    _GOOGLE_BACKEND = "sandbox.backends.SandboxGoogleOAuth2"
+    _GITHUB_BACKEND = "sandbox.backends.SandboxGithubOAuth2"
+else:
+    _GOOGLE_BACKEND = "accounts.backends.GoogleOAuth2"
+    _GITHUB_BACKEND = "accounts.backends.GithubOAuth2"
+
+AUTHENTICATION_BACKENDS = []
+if SOCIAL_AUTH_GOOGLE_OAUTH2_KEY:
+    AUTHENTICATION_BACKENDS.append(_GOOGLE_BACKEND)
+if SOCIAL_AUTH_GITHUB_KEY:
+    AUTHENTICATION_BACKENDS.append(_GITHUB_BACKEND)
+if SOCIAL_AUTH_OIDC_OIDC_ENDPOINT:
+    AUTHENTICATION_BACKENDS.append("accounts.backends.OpenIdConnectAuth")
+AUTHENTICATION_BACKENDS.append("django.contrib.auth.backends.ModelBackend")
+
+SOCIAL_AUTH_USER_MODEL = AUTH_USER_MODEL
+SOCIAL_AUTH_URL_NAMESPACE = "social"
+SOCIAL_AUTH_LOGIN_REDIRECT_URL = LOGIN_REDIRECT_URL
+SOCIAL_AUTH_NEW_ASSOCIATION_REDIRECT_URL = LOGIN_REDIRECT_URL
+SOCIAL_AUTH_LOGIN_ERROR_URL = "/"
+SOCIAL_AUTH_RAISE_EXCEPTIONS = False
+SOCIAL_AUTH_REDIRECT_IS_HTTPS = env.bool("SOCIAL_AUTH_REDIRECT_IS_HTTPS", default=not DEBUG)
+SOCIAL_AUTH_REQUESTS_TIMEOUT = env.float("SOCIAL_AUTH_REQUESTS_TIMEOUT", default=5.0)
+SOCIAL_AUTH_GOOGLE_OAUTH2_AUTH_EXTRA_ARGUMENTS = {
+    # Without offline access Google issues no refresh token; consent makes it issue one again
+    # when an account is re-linked.
+    "access_type": "offline",
+    "prompt": "consent",
+    "include_granted_scopes": "true",
+}
+SOCIAL_AUTH_GITHUB_SCOPE = ["read:user", "user:email"]
+SOCIAL_AUTH_OIDC_USE_PKCE = True
+SOCIAL_AUTH_OIDC_SCOPE = ["offline_access"]
+# Trust an OIDC provider's email_verified claim only when the deployer says so.
+SOCIAL_AUTH_OIDC_TRUST_EMAIL_VERIFIED = env.bool("SOCIAL_AUTH_OIDC_TRUST_EMAIL_VERIFIED", default=False)
+
+# The pipeline keeps social-auth's lookup steps but replaces the ones that would overwrite the
+# primary profile (user_details) or leave tokens in plaintext (load_extra_data).
+SOCIAL_AUTH_PIPELINE = [
+    "social_core.pipeline.social_auth.social_details",
+    "social_core.pipeline.social_auth.social_names",
+    "social_core.pipeline.social_auth.social_uid",
+    "social_core.pipeline.social_auth.auth_allowed",
+    "accounts.pipeline.check_flow_owner",
+    "social_core.pipeline.social_auth.social_user",
+    "accounts.pipeline.check_flow_purpose",
+    "social_core.pipeline.user.get_username",
+    "accounts.pipeline.create_user",
+    "social_core.pipeline.social_auth.associate_user",
+    "accounts.pipeline.save_identity_details",
+    "vault.pipeline.store_tokens",
+    "accounts.pipeline.finish_flow",
+]
+SOCIAL_AUTH_DISCONNECT_PIPELINE = [
+    "accounts.pipeline.allowed_to_disconnect",
+    "social_core.pipeline.disconnect.get_entries",
+    "vault.pipeline.schedule_revocation",
+    "accounts.pipeline.disconnect",
+]
+
+# --- Vault ----------------------------------------------------------------------------------------
+
+# "name:base64-32-bytes" entries, comma-separated; the first encrypts, all decrypt.
+VAULT_KEYS = env.str("VAULT_KEYS", default="")
+# Absolute base URL of this site, for links handed to agents and sent by email.
+SITE_URL = env.str("SITE_URL", default=f"http://127.0.0.1:{PORT}").rstrip("/")
+
+# Wiring from accounts to the vault without accounts importing it (DESIGN.md "Layout").
+ACCOUNTS_CONNECTIONS_EXTRAS = ["vault.status.connections_extras"]
+READINESS_CHECKS = ["vault.keys.readiness_problem"]
+
+# --- Security -------------------------------------------------------------------------------------
+
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_PROXY", default=False) else None
+)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SESSION_COOKIE_SECURE = not DEBUG
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_HTTPONLY = True
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+X_FRAME_OPTIONS = "DENY"
+DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
+
+# --- Static files, i18n ------------------------------------------------------------------------------
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+# In development static files come straight from the app folders (no collectstatic needed).
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Logging ------------------------------------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}

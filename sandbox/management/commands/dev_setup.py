@@ -1,0 +1,44 @@
+"""Write a development `.env` once: DEBUG on, a random SECRET_KEY and a local vault key.
+
+`make run` calls this. It refuses to run with DEBUG off, so a production host never gets a
+key generated silently.
+"""
+
+import base64
+import secrets
+from datetime import date
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = "Create a development .env (DEBUG, SECRET_KEY, VAULT_KEYS) if it does not exist. Development only."
+
+    def handle(self, *args, **options) -> None:
+        if not settings.DEBUG:
+            raise CommandError("dev_setup is for development only: DEBUG is off, so no key was generated.")
+        path = settings.BASE_DIR / ".env"
+        lines = path.read_text().splitlines() if path.exists() else []
+        names = {line.split("=", 1)[0].strip() for line in lines if "=" in line and not line.startswith("#")}
+        added = []
+        if not lines:
+            lines.append(
+                "# Development settings written by `make run`. Never use these values in production."
+            )
+        if "DEBUG" not in names:
+            lines.append("DEBUG=on")
+        if "SECRET_KEY" not in names:
+            lines.append(f"SECRET_KEY={secrets.token_urlsafe(50)}")
+            added.append("a SECRET_KEY")
+        if "VAULT_KEYS" not in names:
+            key_name = f"dev-{date.today():%Y%m%d}"
+            key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+            lines.append(f"VAULT_KEYS={key_name}:{key}")
+            added.append(f"a vault key named {key_name}")
+        if not added and path.exists():
+            self.stdout.write(f"Using the existing {path.name} (development keys already there).")
+            return
+        path.write_text("\n".join(lines) + "\n")
+        path.chmod(0o600)
+        self.stdout.write(f"Created {' and '.join(added)} in {path} (git ignores it; keep it private).")

@@ -1,0 +1,20 @@
+"""Shared fixtures: provider-to-site calls reach the sandbox in-process; a clean cache per test."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+
+
+@pytest.fixture(autouse=True)
+def _sandbox_transport(monkeypatch):
+    from sandbox.testing import install_testserver_transport
+
+    install_testserver_transport(monkeypatch)
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache():
+    cache.clear()
+    yield
+    cache.clear()

@@ -1,0 +1,143 @@
+"""Token sets for staff: read-only, without plaintext or ciphertext; force refresh and revoke.
+
+Deleting a token set here is not offered: erasing tokens without revoking them at the provider is
+exactly what "Revoke" exists to avoid.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from accounts.providers import provider_title
+
+from . import errors, revocation, tokens
+from .models import TokenSet
+
+#: Shown fields: never ``access_token_encrypted`` / ``refresh_token_encrypted`` / ``lease_id``.
+SHOWN_FIELDS = (
+    "id",
+    "provider_name",
+    "identity_link",
+    "owner_id",
+    "uid",
+    "status",
+    "scope_list",
+    "token_type",
+    "expires_at",
+    "refreshed_at",
+    "has_refresh_token",
+    "key_name",
+    "last_error_code",
+    "last_error_at",
+    "retry_not_before",
+    "revoke_attempts",
+    "detached_at",
+    "created_at",
+    "updated_at",
+)
+
+
+@admin.register(TokenSet)
+class TokenSetAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "provider_name",
+        "identity_link",
+        "owner_id",
+        "status",
+        "scope_list",
+        "expires_at",
+        "refreshed_at",
+        "key_name",
+        "last_error_code",
+    )
+    list_filter = ("status", "provider", "key_name")
+    search_fields = ("uid", "identity__user__email", "identity__user__username")
+    ordering = ("-updated_at",)
+    fields = SHOWN_FIELDS
+    readonly_fields = SHOWN_FIELDS
+    actions = ("force_refresh", "revoke")
+    list_select_related = ("identity",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # Never load the ciphertexts for a page that must not show them.
+        return super().get_queryset(request).defer("access_token_encrypted")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+            "show_delete": False,
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="provider", ordering="provider")
+    def provider_name(self, obj: TokenSet) -> str:
+        return provider_title(obj.provider)
+
+    @admin.display(description="identity")
+    def identity_link(self, obj: TokenSet) -> str:
+        if obj.identity_id is None:
+            return "removed (revocation pending)"
+        return format_html(
+            '<a href="/admin/social_django/usersocialauth/{}/change/">#{}</a>',
+            obj.identity_id,
+            obj.identity_id,
+        )
+
+    @admin.display(description="granted scopes")
+    def scope_list(self, obj: TokenSet) -> str:
+        return " ".join(obj.scopes or []) or "-"
+
+    @admin.display(description="refresh token stored", boolean=True)
+    def has_refresh_token(self, obj: TokenSet) -> bool:
+        return obj.has_refresh_token
+
+    @admin.action(description="Force refresh", permissions=["change"])
+    def force_refresh(self, request: HttpRequest, queryset: QuerySet) -> None:
+        done, failed = 0, {}
+        for token_set_id in queryset.values_list("pk", flat=True):
+            try:
+                tokens.force_refresh(token_set_id=token_set_id, actor=request.user)
+            except errors.TokenVaultError as error:
+                failed[error.code] = failed.get(error.code, 0) + 1
+            else:
+                done += 1
+        if done:
+            self.message_user(request, f"Refreshed {done} token set(s).", messages.SUCCESS)
+        for code, count in sorted(failed.items()):
+            self.message_user(
+                request, f"{count} token set(s) not refreshed: {code.replace('_', ' ')}.", messages.WARNING
+            )
+
+    @admin.action(description="Revoke at the provider and erase", permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
+        results: dict[str, int] = {}
+        for token_set_id in queryset.values_list("pk", flat=True):
+            result = revocation.revoke_now(token_set_id=token_set_id, actor=request.user)
+            results[result] = results.get(result, 0) + 1
+        if results.get("revoked"):
+            self.message_user(
+                request, f"Revoked and erased {results['revoked']} token set(s).", messages.SUCCESS
+            )
+        for result in ("failed", "busy", "gave_up", "missing"):
+            if results.get(result):
+                self.message_user(
+                    request,
+                    f"{results[result]} token set(s): {result.replace('_', ' ')} "
+                    "(kept for vault_refresh to retry)"
+                    if result == "failed"
+                    else f"{results[result]} token set(s): {result.replace('_', ' ')}.",
+                    messages.WARNING,
+                )

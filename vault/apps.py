@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+from django.core import checks
+
+
+class VaultConfig(AppConfig):
+    name = "vault"
+    verbose_name = "Token vault"
+
+    def ready(self) -> None:
+        from . import keys, signals  # noqa: F401  (signals registers its receivers)
+
+        checks.register(keys.check_keys, checks.Tags.security)

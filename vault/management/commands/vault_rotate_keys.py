@@ -1,0 +1,70 @@
+"""Re-encrypt every stored value under the first VAULT_KEYS key; check a key can be retired."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from vault.models import TokenSet
+from vault.rotation import rotate_keys
+
+from ._common import bounded_int, keyring_or_fail
+
+
+class Command(BaseCommand):
+    help = (
+        "Re-encrypt every token set that is not under the first key in VAULT_KEYS, in batches (one "
+        "transaction each; safe to interrupt and run again). With --retire NAME, only check that no stored "
+        "value uses NAME any more, and fail if one does."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--batch-size", type=int, default=100, help="Token sets per transaction (default 100)."
+        )
+        parser.add_argument("--dry-run", action="store_true", help="Only count what would be re-encrypted.")
+        parser.add_argument(
+            "--retire", metavar="NAME", help="Check that key NAME is unused and can be removed."
+        )
+
+    def handle(
+        self, *args, batch_size: int = 100, dry_run: bool = False, retire: str | None = None, **options
+    ) -> None:
+        bounded_int(batch_size, name="--batch-size", low=1, high=10_000)
+        keyring = keyring_or_fail()
+        if retire is not None:
+            self._retire(retire, keyring)
+            return
+        report = rotate_keys(batch_size=batch_size, dry_run=dry_run, progress=self.stdout.write)
+        if dry_run:
+            batches = -(-report.pending // batch_size)
+            self.stdout.write(
+                f"Dry run: {report.pending} token set(s) would be re-encrypted under "
+                f"{report.primary} in {batches} batch(es)."
+            )
+            return
+        if not report.pending:
+            self.stdout.write(f"Nothing to do: every token set is under {report.primary}.")
+            return
+        self.stdout.write(
+            f"Re-encrypted {report.reencrypted} token set(s) under {report.primary} in "
+            f"{report.batches} batch(es); {report.failed} failed."
+        )
+        if report.failed:
+            raise CommandError(
+                f"{report.failed} token set(s) could not be decrypted and were left as they are "
+                "(vault_status --verify counts them)."
+            )
+
+    def _retire(self, name: str, keyring) -> None:
+        if name == keyring.primary:
+            raise CommandError(
+                f"{name} is the first key in VAULT_KEYS (it encrypts new values); put the new key "
+                "first and run vault_rotate_keys before retiring it."
+            )
+        in_use = TokenSet.objects.filter(key_name=name).count()
+        if in_use:
+            raise CommandError(
+                f"Key {name} still encrypts {in_use} token set(s): run vault_rotate_keys first."
+            )
+        where = "" if name in keyring.names else " (it is not in VAULT_KEYS either)"
+        self.stdout.write(f"No stored value uses key {name}{where}: it can be removed from VAULT_KEYS.")

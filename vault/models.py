@@ -1,0 +1,137 @@
+"""Token sets: one identity's OAuth tokens, encrypted, with their expiry, scopes and status.
+
+A token set whose identity is gone (disconnected, its user deleted) is kept, detached, until its
+tokens are revoked at the provider: ``identity`` is then NULL and ``status`` is ``revoke_pending``.
+Its ciphertexts stay valid because they are bound to this row and to ``owner_id``/``provider``/
+``uid`` stored here, not to the identity row. No field holds a token in plaintext, and neither
+``__str__`` nor ``repr`` shows any token field.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from social_django.models import UserSocialAuth
+
+from . import crypto
+from .keys import KeyRing
+
+
+class TokenSet(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        RECONNECT_REQUIRED = "reconnect_required", "Reconnect required"
+        REVOKE_PENDING = "revoke_pending", "Revocation pending"
+
+    identity = models.OneToOneField(
+        UserSocialAuth,
+        null=True,
+        blank=True,
+        # Not CASCADE: tokens of a removed identity must be revoked at the provider first.
+        on_delete=models.SET_NULL,
+        related_name="token_set",
+    )
+    owner_id = models.BigIntegerField(
+        db_index=True,
+        help_text="User id the ciphertexts are bound to (the identity's user when they were written).",
+    )
+    provider = models.CharField(max_length=32)
+    uid = models.CharField(max_length=255)
+    key_name = models.CharField(
+        max_length=64, blank=True, db_index=True, help_text="Vault key of the values."
+    )
+    access_token_encrypted = models.TextField(blank=True)
+    refresh_token_encrypted = models.TextField(blank=True)
+    token_type = models.CharField(max_length=40, blank=True)
+    scopes = models.JSONField(default=list, blank=True, help_text="Scopes the provider said it granted.")
+    scopes_reported = models.BooleanField(
+        default=True,
+        help_text="False when the provider listed no scopes (GitHub Apps) and the requested ones are shown.",
+    )
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=32, choices=Status.choices, default=Status.ACTIVE, db_index=True)
+    last_error_code = models.CharField(max_length=64, blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    retry_not_before = models.DateTimeField(
+        null=True, blank=True, help_text="After a provider outage, no refresh is tried before this."
+    )
+    revoke_attempts = models.PositiveIntegerField(default=0)
+    detached_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=0, help_text="Bumped on every token write.")
+    lease_id = models.CharField(max_length=32, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "token set"
+        indexes = [models.Index(fields=["status", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.provider} token set #{self.pk} ({self.get_status_display()})"
+
+    def __repr__(self) -> str:
+        return f"<TokenSet #{self.pk} {self.provider} {self.status}>"
+
+    # --- encrypted values ----------------------------------------------------------------------
+
+    def binding(self, field: str) -> crypto.Binding:
+        if self.pk is None:
+            raise ValueError(
+                "A token set is saved before its values are encrypted (they are bound to its id)."
+            )
+        return crypto.Binding(
+            row_id=self.pk, field=field, owner_id=self.owner_id, provider=self.provider, uid=self.uid
+        )
+
+    def set_tokens(
+        self, *, access_token: str, refresh_token: str | None, keyring: KeyRing | None = None
+    ) -> None:
+        """Encrypt both values into this saved row under the first key, bound to its current owner.
+
+        Callers that keep a stored refresh token read it first and pass it back, so both values
+        always name the same key and owner.
+        """
+        from .keys import get_keyring
+
+        keyring = keyring or get_keyring()
+        self.access_token_encrypted = crypto.encrypt(
+            access_token, binding=self.binding("access_token"), keyring=keyring
+        )
+        self.refresh_token_encrypted = (
+            crypto.encrypt(refresh_token, binding=self.binding("refresh_token"), keyring=keyring)
+            if refresh_token
+            else ""
+        )
+        self.key_name = keyring.primary
+
+    def read_access_token(self, *, keyring: KeyRing | None = None) -> str:
+        if not self.access_token_encrypted:
+            return ""
+        return crypto.decrypt(
+            self.access_token_encrypted, binding=self.binding("access_token"), keyring=keyring
+        )
+
+    def read_refresh_token(self, *, keyring: KeyRing | None = None) -> str:
+        if not self.refresh_token_encrypted:
+            return ""
+        return crypto.decrypt(
+            self.refresh_token_encrypted, binding=self.binding("refresh_token"), keyring=keyring
+        )
+
+    def stored_key_names(self) -> set[str]:
+        """Key names the stored values name (normally one: ``key_name``)."""
+        names = {
+            crypto.key_name_of(value)
+            for value in (self.access_token_encrypted, self.refresh_token_encrypted)
+            if value
+        }
+        return {name or "?" for name in names}
+
+    @property
+    def has_refresh_token(self) -> bool:
+        return bool(self.refresh_token_encrypted)
+
+    @property
+    def is_detached(self) -> bool:
+        return self.identity_id is None

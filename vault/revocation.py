@@ -1,0 +1,382 @@
+"""Revoking an identity's tokens at the provider when the identity goes away.
+
+Removing an identity first *detaches* its token set (same transaction as the removal): the row
+stays, with ``identity`` NULL and status ``revoke_pending``, still encrypted and bound to itself.
+After the removal commits, one attempt is made to revoke at the provider; success erases the row,
+failure is recorded as activity and left for ``vault_refresh`` to retry with backoff. The removal
+itself never waits for or fails because of the provider.
+
+Provider rules:
+
+* Google: ``POST`` the form field ``token=`` to the backend's ``revoke_token_url`` (the refresh token
+  when there is one, which ends the whole grant; never the token in a URL).
+* GitHub: ``DELETE {api_url}applications/{client_id}/grant`` with HTTP basic client credentials and
+  JSON ``{"access_token": ...}`` (ends the whole authorization).
+* OpenID Connect: RFC 7009 ``POST`` to the ``revocation_endpoint`` discovery advertises, refresh
+  token first, then the access token. Providers without one: nothing to call; the row is erased.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from typing import Literal
+from urllib.parse import urljoin
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+from social_core.backends.github import GithubOAuth2
+from social_core.backends.google import BaseGoogleOAuth2API
+from social_core.backends.open_id_connect import OpenIdConnectAuth
+from social_core.exceptions import AuthConfigurationError, SocialAuthBaseException
+from social_django.models import UserSocialAuth
+from social_django.utils import load_backend, load_strategy
+
+from accounts import activity
+from accounts.models import Activity, User
+from accounts.providers import provider_title
+
+from . import errors
+from .models import TokenSet
+
+logger = logging.getLogger(__name__)
+
+#: Attempts before giving up on a revocation (with doubling pauses, about four days).
+MAX_ATTEMPTS = 10
+BACKOFF_BASE_SECONDS = 60
+BACKOFF_MAX_SECONDS = 12 * 3600
+ATTEMPT_LEASE_SECONDS = 120
+
+Result = Literal["revoked", "failed", "gave_up", "busy", "missing"]
+
+
+class RevocationFailed(Exception):
+    """The provider did not confirm the revocation; ``code`` says why (no token text)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _lock(queryset):
+    from .tokens import _lock as lock
+
+    return lock(queryset)
+
+
+def detach_for_revocation(
+    *, identity: UserSocialAuth, actor: User | None = None, attempt_after_commit: bool = True
+) -> TokenSet | None:
+    """Move ``identity``'s tokens to a pending revocation, and try to revoke after commit.
+
+    Runs inside the caller's transaction (the disconnect pipeline's). On PostgreSQL it waits for a
+    refresh in flight on the same row, so the freshest tokens are the ones revoked.
+    """
+    with transaction.atomic():
+        token_set = _lock(TokenSet.objects.filter(identity_id=identity.pk)).first()
+        if token_set is None:
+            return None
+        token_set.identity = None
+        token_set.status = TokenSet.Status.REVOKE_PENDING
+        token_set.detached_at = timezone.now()
+        token_set.lease_id, token_set.lease_expires_at = "", None
+        token_set.retry_not_before = None
+        token_set.revoke_attempts = 0
+        token_set.version += 1
+        token_set.save()
+        if attempt_after_commit:
+            revoke_after_commit(token_set.pk, actor_id=actor.pk if actor is not None else None)
+    logger.info(
+        "Token set %s detached from %s identity %s for revocation",
+        token_set.pk,
+        token_set.provider,
+        identity.pk,
+    )
+    return token_set
+
+
+def revoke_after_commit(token_set_id: int, *, actor_id: int | None = None) -> None:
+    transaction.on_commit(partial(_attempt_quietly, token_set_id, actor_id), robust=True)
+
+
+def _attempt_quietly(token_set_id: int, actor_id: int | None) -> None:
+    actor = User.objects.filter(pk=actor_id).first() if actor_id else None
+    try:
+        attempt_revocation(token_set_id=token_set_id, actor=actor)
+    except Exception as error:  # the removal committed already; vault_refresh retries
+        logger.error(
+            "Revocation attempt for token set %s failed unexpectedly (%s)", token_set_id, type(error).__name__
+        )
+
+
+@sensitive_variables()
+def attempt_revocation(
+    *, token_set_id: int, actor: User | None = None, even_if_linked: bool = False
+) -> Result:
+    """One attempt to revoke a detached token set's tokens; erases the row when done.
+
+    When the same provider account is linked (again) the grant is left alone, since Google's and
+    GitHub's revocations end the whole grant that link shares; ``even_if_linked`` (staff "Revoke")
+    revokes anyway.
+    """
+    now = timezone.now()
+    lease = uuid.uuid4().hex
+    with transaction.atomic():
+        claimed = (
+            TokenSet.objects.filter(pk=token_set_id, identity__isnull=True)
+            .filter(Q(lease_id="") | Q(lease_expires_at__lt=now))
+            .update(lease_id=lease, lease_expires_at=now + timedelta(seconds=ATTEMPT_LEASE_SECONDS))
+        )
+    if not claimed:
+        exists = TokenSet.objects.filter(pk=token_set_id, identity__isnull=True).exists()
+        return "busy" if exists else "missing"
+    token_set = TokenSet.objects.get(pk=token_set_id)
+    owner = User.objects.filter(pk=token_set.owner_id).first()
+    title = provider_title(token_set.provider)
+    try:
+        outcome = _revoke(token_set, even_if_linked=even_if_linked)
+    except RevocationFailed as failure:
+        return _record_failure(token_set, lease, failure.code, owner=owner, actor=actor)
+    with transaction.atomic():
+        TokenSet.objects.filter(pk=token_set.pk, lease_id=lease).delete()
+    messages = {
+        "revoked": f"Revoked access of the removed {title} account at {title}",
+        "already_invalid": f"The removed {title} account's tokens were already invalid at {title}",
+        "expired": f"The removed {title} account's tokens had expired; nothing left to revoke",
+        "unsupported": f"{title} offers no way to revoke tokens; erased here, they expire on their own",
+        "relinked": f"Kept the {title} authorization: the same {title} account is linked again",
+    }
+    kind = (
+        Activity.Kind.REVOKED
+        if outcome in ("revoked", "already_invalid", "expired")
+        else (Activity.Kind.REVOKE_FAILED)
+    )
+    activity.record(
+        kind=kind,
+        user=owner,
+        actor=actor,
+        provider=token_set.provider,
+        uid=token_set.uid,
+        message=messages[outcome],
+        data={"token_set": token_set.pk, "outcome": outcome},
+    )
+    logger.info("Token set %s (%s): revocation %s", token_set.pk, token_set.provider, outcome)
+    return "revoked"
+
+
+def _record_failure(
+    token_set: TokenSet, lease: str, code: str, *, owner: User | None, actor: User | None
+) -> Result:
+    now = timezone.now()
+    attempts = token_set.revoke_attempts + 1
+    title = provider_title(token_set.provider)
+    data = {"token_set": token_set.pk, "code": code, "attempts": attempts}
+    if attempts >= MAX_ATTEMPTS:
+        with transaction.atomic():
+            TokenSet.objects.filter(pk=token_set.pk, lease_id=lease).delete()
+        activity.record(
+            kind=Activity.Kind.REVOKE_FAILED,
+            user=owner,
+            actor=actor,
+            provider=token_set.provider,
+            uid=token_set.uid,
+            data={**data, "gave_up": True},
+            message=f"Gave up revoking the removed {title} account's access after {attempts} "
+            "attempts; it was erased here",
+        )
+        logger.error(
+            "Token set %s (%s): gave up revoking after %d attempts (%s)",
+            token_set.pk,
+            token_set.provider,
+            attempts,
+            code,
+        )
+        return "gave_up"
+    pause = min(BACKOFF_BASE_SECONDS * 2 ** (attempts - 1), BACKOFF_MAX_SECONDS)
+    with transaction.atomic():
+        TokenSet.objects.filter(pk=token_set.pk, lease_id=lease).update(
+            revoke_attempts=attempts,
+            last_error_code=code[:64],
+            last_error_at=now,
+            retry_not_before=now + timedelta(seconds=pause),
+            lease_id="",
+            lease_expires_at=None,
+        )
+    activity.record(
+        kind=Activity.Kind.REVOKE_FAILED,
+        user=owner,
+        actor=actor,
+        provider=token_set.provider,
+        uid=token_set.uid,
+        data=data,
+        message=f"Could not revoke the removed {title} account's access at {title} yet; it will be retried",
+    )
+    logger.warning(
+        "Token set %s (%s): revocation failed (%s), attempt %d; retry in %d s",
+        token_set.pk,
+        token_set.provider,
+        code,
+        attempts,
+        pause,
+    )
+    return "failed"
+
+
+@sensitive_variables()
+def _revoke(token_set: TokenSet, *, even_if_linked: bool = False) -> str:
+    """Revoke at the provider; returns how it ended, raises ``RevocationFailed`` to retry later."""
+    if (
+        not even_if_linked
+        and UserSocialAuth.objects.filter(provider=token_set.provider, uid=token_set.uid).exists()
+    ):
+        return "relinked"
+    try:
+        access_token = token_set.read_access_token()
+        refresh_token = token_set.read_refresh_token()
+    except errors.VaultKeyError:
+        raise RevocationFailed("vault_key_missing") from None
+    except errors.VaultUnavailable:
+        raise RevocationFailed("decryption_failed") from None
+    if (
+        not refresh_token
+        and token_set.expires_at is not None
+        and token_set.expires_at <= timezone.now()
+        and token_set.provider != "github"
+    ):
+        # Nothing alive to revoke. (A GitHub grant is still deleted: GitHub finds it by an expired token.)
+        return "expired"
+    try:
+        backend = load_backend(load_strategy(), token_set.provider, redirect_uri=None)
+    except Exception:  # the provider is no longer configured
+        raise RevocationFailed("backend_missing") from None
+    try:
+        if isinstance(backend, GithubOAuth2):
+            return _revoke_github(backend, access_token)
+        if isinstance(backend, BaseGoogleOAuth2API):
+            return _revoke_google(backend, refresh_token or access_token, token_set.uid)
+        if isinstance(backend, OpenIdConnectAuth):
+            return _revoke_rfc7009(
+                backend, refresh_token=refresh_token, access_token=access_token, uid=token_set.uid
+            )
+    except SocialAuthBaseException as error:
+        code = _failure_code(error)
+        raise RevocationFailed(code) from None
+    return "unsupported"
+
+
+def _failure_code(error: SocialAuthBaseException) -> str:
+    if isinstance(error, AuthConfigurationError) or error.status_code == 401:
+        return "client_rejected"
+    if error.status_code:
+        return f"http_{error.status_code}"
+    return error.code
+
+
+def _revoke_google(backend, token: str, uid: str) -> str:
+    url = backend.revoke_token_url(token, uid)
+    try:
+        backend.request(url, method="POST", data={"token": token}, stage="disconnect")
+    except SocialAuthBaseException as error:
+        if str(error.provider_code or "") in ("invalid_token", "invalid_grant"):
+            return "already_invalid"
+        raise
+    return "revoked"
+
+
+def _revoke_github(backend, access_token: str) -> str:
+    client_id, client_secret = backend.get_key_and_secret()
+    api_url = backend.api_url()
+    url = urljoin(api_url if api_url.endswith("/") else api_url + "/", f"applications/{client_id}/grant")
+    try:
+        backend.request(
+            url,
+            method="DELETE",
+            auth=(client_id, client_secret),
+            json={"access_token": access_token},
+            headers={"Accept": "application/vnd.github+json"},
+            stage="disconnect",
+        )
+    except SocialAuthBaseException as error:
+        if error.status_code == 404:
+            # GitHub answers 404 for a token (or grant) it no longer knows.
+            return "already_invalid"
+        raise
+    return "revoked"
+
+
+def _revoke_rfc7009(backend, *, refresh_token: str, access_token: str, uid: str) -> str:
+    try:
+        url = backend.revoke_token_url(None, uid)
+    except SocialAuthBaseException:
+        return "unsupported"  # discovery advertises no revocation_endpoint
+    if not url:
+        return "unsupported"
+    client_id, client_secret = backend.get_key_and_secret()
+    for token, hint in ((refresh_token, "refresh_token"), (access_token, "access_token")):
+        if not token:
+            continue
+        data = {"token": token, "token_type_hint": hint}
+        auth = None
+        if backend.use_basic_auth():
+            auth = (client_id, client_secret)
+        else:
+            data.update(client_id=client_id, client_secret=client_secret)
+        try:
+            backend.request(url, method="POST", data=data, auth=auth, stage="disconnect")
+        except SocialAuthBaseException as error:
+            # RFC 7009 2.2: an invalid token is not an error; an unsupported type is skipped.
+            if str(error.provider_code or "") not in ("invalid_token", "unsupported_token_type"):
+                raise
+    return "revoked"
+
+
+@dataclass
+class RevocationReport:
+    due: int = 0
+    revoked: int = 0
+    failed: int = 0
+    gave_up: int = 0
+    busy: int = 0
+
+
+def retry_pending(*, dry_run: bool = False) -> RevocationReport:
+    """Retry every pending revocation whose pause is over (``vault_refresh``)."""
+    report = RevocationReport()
+    now = timezone.now()
+    due = (
+        TokenSet.objects.filter(identity__isnull=True)
+        .filter(Q(retry_not_before__isnull=True) | Q(retry_not_before__lte=now))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    for token_set_id in list(due):
+        report.due += 1
+        if dry_run:
+            continue
+        result = attempt_revocation(token_set_id=token_set_id)
+        if result == "revoked":
+            report.revoked += 1
+        elif result == "failed":
+            report.failed += 1
+        elif result == "gave_up":
+            report.gave_up += 1
+        else:
+            report.busy += 1
+    return report
+
+
+def revoke_now(*, token_set_id: int, actor: User | None = None) -> Result:
+    """Staff "Revoke": revoke at the provider now and erase the tokens; the identity stays linked
+    (without tokens: its owner sees "reconnect" on the connections page)."""
+    with transaction.atomic():
+        token_set = TokenSet.objects.select_related("identity").filter(pk=token_set_id).first()
+        if token_set is None:
+            return "missing"
+        if token_set.identity is not None:
+            detach_for_revocation(identity=token_set.identity, actor=actor, attempt_after_commit=False)
+    return attempt_revocation(token_set_id=token_set_id, actor=actor, even_if_linked=True)

@@ -1,0 +1,132 @@
+"""Key rotation and integrity checks over every stored value (behind the staff commands).
+
+Rotation re-encrypts token sets whose values are not under the first ``VAULT_KEYS`` key, one batch
+per transaction, so it can be interrupted at any point and run again: it picks up the rows still
+under an old key. Plaintext exists only inside ``_reencrypt`` for one row at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.views.decorators.debug import sensitive_variables
+
+from . import errors
+from .keys import KeyRing, get_keyring
+from .models import TokenSet
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RotationReport:
+    primary: str
+    pending: int = 0
+    reencrypted: int = 0
+    failed: int = 0
+    batches: int = 0
+    failed_ids: list[int] = field(default_factory=list)
+
+
+def _lock(queryset):
+    from .tokens import _lock as lock
+
+    return lock(queryset)
+
+
+def pending_rotation(keyring: KeyRing | None = None):
+    keyring = keyring or get_keyring()
+    return TokenSet.objects.exclude(key_name=keyring.primary).exclude(key_name="")
+
+
+@sensitive_variables()
+def _reencrypt(token_set: TokenSet, keyring: KeyRing) -> None:
+    access = token_set.read_access_token(keyring=keyring)
+    refresh = token_set.read_refresh_token(keyring=keyring)
+    if not access:
+        raise errors.DecryptionFailed()
+    token_set.set_tokens(access_token=access, refresh_token=refresh or None, keyring=keyring)
+    token_set.save(
+        update_fields=["access_token_encrypted", "refresh_token_encrypted", "key_name", "updated_at"]
+    )
+
+
+def rotate_batch(*, keyring: KeyRing, batch_size: int, skip_ids: set[int]) -> tuple[int, int, list[int]]:
+    """Re-encrypt up to ``batch_size`` rows in one transaction; returns (picked, done, failed ids)."""
+    done, failed = 0, []
+    with transaction.atomic():
+        ids = list(
+            pending_rotation(keyring)
+            .exclude(pk__in=skip_ids)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        for token_set in _lock(TokenSet.objects.filter(pk__in=ids)).order_by("pk"):
+            if token_set.key_name == keyring.primary:
+                continue  # rotated meanwhile (e.g. refreshed)
+            try:
+                _reencrypt(token_set, keyring)
+            except errors.VaultUnavailable as error:
+                logger.error(
+                    "Token set %s could not be re-encrypted (%s)", token_set.pk, type(error).__name__
+                )
+                failed.append(token_set.pk)
+            else:
+                done += 1
+    return len(ids), done, failed
+
+
+def rotate_keys(
+    *, batch_size: int = 100, dry_run: bool = False, progress: Callable[[str], None] | None = None
+) -> RotationReport:
+    """Re-encrypt everything not under the first key, batch by batch (resumable)."""
+    keyring = get_keyring()
+    report = RotationReport(primary=keyring.primary, pending=pending_rotation(keyring).count())
+    if dry_run or not report.pending:
+        return report
+    skip: set[int] = set()
+    while True:
+        picked, done, failed = rotate_batch(keyring=keyring, batch_size=batch_size, skip_ids=skip)
+        if not picked:
+            break
+        report.batches += 1
+        report.reencrypted += done
+        report.failed += len(failed)
+        report.failed_ids.extend(failed)
+        skip.update(failed)
+        if progress:
+            progress(
+                f"batch {report.batches}: re-encrypted {done}, failed {len(failed)} "
+                f"({report.reencrypted + report.failed} of {report.pending})"
+            )
+    return report
+
+
+@dataclass
+class VerifyReport:
+    checked: int = 0
+    ok: int = 0
+    failures: Counter = field(default_factory=Counter)
+
+
+@sensitive_variables()
+def verify_all(keyring: KeyRing | None = None) -> VerifyReport:
+    """Decrypt every stored value (discarding it) and count what fails, by reason."""
+    keyring = keyring or get_keyring()
+    report = VerifyReport()
+    for token_set in TokenSet.objects.order_by("pk").iterator(chunk_size=500):
+        report.checked += 1
+        try:
+            token_set.read_access_token(keyring=keyring)
+            token_set.read_refresh_token(keyring=keyring)
+        except errors.VaultKeyError:
+            report.failures["key not in VAULT_KEYS"] += 1
+        except errors.DecryptionFailed:
+            report.failures["does not verify"] += 1
+        else:
+            report.ok += 1
+    return report

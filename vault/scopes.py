@@ -1,0 +1,77 @@
+"""Scope strings: parsing what a provider says it granted, and whether a grant covers a request.
+
+Providers answer differently: Google and OIDC space-separate the ``scope`` of a token response,
+GitHub comma-separates it; Google reports ``email``/``profile`` under their long URL names; a
+GitHub scope such as ``repo`` includes narrower ones (``public_repo``...). ``missing_scopes`` knows
+these so an agent asking for ``email`` is not sent to re-consent for what Google already granted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+_SPLIT = re.compile(r"[\s,]+")
+
+_GOOGLE_ALIASES = {
+    "email": "https://www.googleapis.com/auth/userinfo.email",
+    "profile": "https://www.googleapis.com/auth/userinfo.profile",
+}
+
+# GitHub OAuth scopes that include narrower ones (GitHub's documented scope hierarchy).
+_GITHUB_INCLUDES: dict[str, set[str]] = {
+    "repo": {"repo:status", "repo_deployment", "public_repo", "repo:invite", "security_events"},
+    "user": {"read:user", "user:email", "user:follow"},
+    "admin:org": {"write:org", "read:org", "manage_runners:org"},
+    "write:org": {"read:org"},
+    "admin:repo_hook": {"write:repo_hook", "read:repo_hook"},
+    "write:repo_hook": {"read:repo_hook"},
+    "admin:public_key": {"write:public_key", "read:public_key"},
+    "write:public_key": {"read:public_key"},
+    "admin:gpg_key": {"write:gpg_key", "read:gpg_key"},
+    "write:gpg_key": {"read:gpg_key"},
+    "write:packages": {"read:packages"},
+    "project": {"read:project"},
+    "write:discussion": {"read:discussion"},
+    "admin:enterprise": {"manage_runners:enterprise", "manage_billing:enterprise", "read:enterprise"},
+}
+
+
+def parse_granted(value: object) -> list[str]:
+    """Scopes from a token response's ``scope`` (string, either separator, or a list), in order."""
+    if value is None:
+        return []
+    items = value if isinstance(value, list | tuple) else _SPLIT.split(str(value))
+    granted: list[str] = []
+    for item in items:
+        scope = str(item).strip()
+        if scope and scope not in granted:
+            granted.append(scope)
+    return granted
+
+
+def normalise_requested(scopes: Iterable[str] | str | None) -> list[str]:
+    """A caller's scopes as a list; a single string is split like a ``scope`` parameter."""
+    if scopes is None:
+        return []
+    if isinstance(scopes, str):
+        return parse_granted(scopes)
+    return parse_granted([str(scope) for scope in scopes])
+
+
+def _covered(provider: str, granted: set[str]) -> set[str]:
+    covered = set(granted)
+    if provider.startswith("google"):
+        for short, long in _GOOGLE_ALIASES.items():
+            if short in granted or long in granted:
+                covered.update({short, long})
+    if provider.startswith("github"):
+        for scope in granted:
+            covered.update(_GITHUB_INCLUDES.get(scope, set()))
+    return covered
+
+
+def missing_scopes(provider: str, *, granted: Iterable[str], requested: Iterable[str]) -> list[str]:
+    """The requested scopes the grant does not cover, in the order they were asked for."""
+    covered = _covered(provider, set(granted))
+    return [scope for scope in requested if scope not in covered]

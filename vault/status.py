@@ -1,0 +1,70 @@
+"""Token status for the connections page (wired by ``ACCOUNTS_CONNECTIONS_EXTRAS``).
+
+``connections_extras(user)`` answers for all of the user's identities in one query; the dicts are
+rendered by ``templates/vault/identity_token_status.html``. Nothing in them is secret.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.utils import timezone
+from social_django.models import UserSocialAuth
+
+from accounts.providers import provider_title
+
+from .models import TokenSet
+
+
+def token_status(token_set: TokenSet | None, *, provider: str, now=None) -> dict[str, Any]:
+    """What a person needs to know about one identity's tokens (never a token)."""
+    now = now or timezone.now()
+    title = provider_title(provider)
+    if token_set is None:
+        return {
+            "status": "missing",
+            "status_label": "No token stored",
+            "needs_reconnect": True,
+            "detail": f"Reconnect to let this site act with your {title} account.",
+            "scopes": [],
+            "provider_title": title,
+        }
+    expired = token_set.expires_at is not None and token_set.expires_at <= now
+    needs_reconnect = token_set.status == TokenSet.Status.RECONNECT_REQUIRED or (
+        expired and not token_set.has_refresh_token
+    )
+    if needs_reconnect:
+        status, label = "reconnect_required", "Reconnect required"
+        detail = f"{title} no longer accepts the stored authorization."
+    elif expired:
+        status, label = "active", "Active"
+        detail = "The access token has expired and is renewed on next use."
+    else:
+        status, label, detail = "active", "Active", ""
+    return {
+        "status": status,
+        "status_label": label,
+        "detail": detail,
+        "needs_reconnect": needs_reconnect,
+        "expires_at": token_set.expires_at,
+        "expired": expired,
+        "refreshed_at": token_set.refreshed_at,
+        "has_refresh_token": token_set.has_refresh_token,
+        "scopes": list(token_set.scopes or []),
+        "scopes_reported": token_set.scopes_reported,
+        "provider_title": title,
+    }
+
+
+def connections_extras(user) -> dict[int, dict[str, Any]]:
+    """``{identity id: token status}`` for every identity of ``user``, in one query."""
+    now = timezone.now()
+    extras: dict[int, dict[str, Any]] = {}
+    for identity in UserSocialAuth.objects.filter(user=user).select_related("token_set"):
+        try:
+            token_set = identity.token_set
+        except ObjectDoesNotExist:
+            token_set = None
+        extras[identity.pk] = token_status(token_set, provider=identity.provider, now=now)
+    return extras

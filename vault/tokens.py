@@ -1,0 +1,909 @@
+"""The vault's Python API: capture tokens from a sign-in, hand out fresh access tokens, refresh.
+
+``get_access_token`` is the one place a plaintext access token leaves the vault. Everything that
+holds plaintext here runs under ``sensitive_variables`` so Django's error reports show stars, and
+errors raised to callers are the vault's own (``vault.errors``) with the provider's exception
+chain cut off, so no frame of social-core (which holds the refresh token) ends up in a report.
+
+Refresh is single-flight per token set (DESIGN.md "Rules"):
+
+* PostgreSQL (or any database with ``SELECT ... FOR UPDATE``): the token set row is locked for the
+  refresh call; waiters block on the lock, then re-read and find it fresh. Works across threads,
+  processes and hosts.
+* SQLite: a write transaction locks the whole database, so holding one across the HTTP call would
+  block every other writer, including the development sandbox answering that very call. Instead a
+  short transaction claims a lease on the row (conditional on the row's ``version``), the provider
+  is called with no transaction open, and the result is written only if the lease is still ours and
+  the row still belongs to the same identity and owner. Waiters poll the row and re-read.
+
+Either way a rotated refresh token is committed before the new access token is returned, an
+``invalid_grant`` marks the token set "reconnect required" (later calls fail fast from that status),
+client-credential errors are reported to staff, and outages get short bounded retries and a short
+pause; nothing is deleted or disabled because a provider is down.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+
+from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import connection, transaction
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+from social_core.backends.open_id_connect import OpenIdConnectAuth
+from social_core.exceptions import AuthConfigurationError, SocialAuthBaseException
+from social_django.models import UserSocialAuth
+from social_django.utils import load_backend, load_strategy
+
+from accounts import activity
+from accounts.models import Activity, User
+from accounts.providers import is_configured, provider_title
+
+from . import errors
+from . import scopes as scope_rules
+from .keys import get_keyring
+from .models import TokenSet
+
+logger = logging.getLogger(__name__)
+
+#: Retries after the first attempt for timeouts, 5xx, 429 and connection errors.
+MAX_RETRIES = 2
+#: Pause before each retry (seconds). Short: a caller is waiting.
+RETRY_BACKOFF: tuple[float, ...] = (0.25, 0.75)
+#: A 429 asking us to wait longer than this is not retried inline.
+MAX_INLINE_RETRY_AFTER = 2
+#: After an outage, callers are told to come back after this many seconds, and no refresh of the
+#: same token set is tried before then (so twenty waiting callers do not become sixty requests).
+OUTAGE_RETRY_AFTER = 15
+#: After the provider rejected this site's client credentials, refresh pauses this long.
+MISCONFIGURED_PAUSE = 60
+MAX_RETRY_AFTER = 3600
+MAX_MIN_TTL = 24 * 3600
+#: How often a caller waiting for another caller's refresh (SQLite lease) re-reads the row.
+LEASE_POLL_SECONDS = 0.05
+
+REAUTH_CODES = frozenset(
+    {"reauthentication_required", "credential_rejected", "token_revoked", "authorization_code_rejected"}
+)
+REAUTH_PROVIDER_CODES = frozenset({"invalid_grant", "bad_refresh_token", "invalid_token"})
+CONFIG_PROVIDER_CODES = frozenset({"invalid_client", "incorrect_client_credentials", "unauthorized_client"})
+OUTAGE_CODES = frozenset({"timeout", "connection_failed", "unavailable", "rate_limited"})
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """What ``get_access_token`` hands out. ``repr`` never shows the token."""
+
+    access_token: str = field(repr=False)
+    token_type: str
+    expires_at: datetime | None
+    expires_in: int | None
+    scopes: tuple[str, ...]
+    connection: str
+    account: int
+
+
+# --- public API -----------------------------------------------------------------------------------
+
+
+@sensitive_variables()
+def get_access_token(
+    user: User,
+    connection: str,
+    *,
+    scopes: Iterable[str] | str = (),
+    account: int | str | None = None,
+    min_ttl: int = 60,
+) -> AccessToken:
+    """A provider access token for ``user``'s ``connection`` account, valid for ``min_ttl`` seconds.
+
+    ``account`` picks one of several accounts of that provider by identity id (the user's own;
+    another user's id is answered exactly like an unknown one); without it the account marked
+    default is used. Refreshes first when the token expires within ``min_ttl`` seconds. Raises a
+    ``vault.errors.TokenVaultError`` subclass with a stable ``code`` otherwise.
+
+    Call it outside a transaction: a refresh commits the new tokens before this returns, which an
+    enclosing transaction would delay.
+    """
+    if user is None or not getattr(user, "is_authenticated", False) or getattr(user, "pk", None) is None:
+        raise errors.InvalidRequest("A signed-in user is required.")
+    if not isinstance(connection, str) or not connection or not is_configured(connection):
+        raise errors.InvalidRequest(f"Unknown connection {str(connection)[:40]!r}.")
+    requested = scope_rules.normalise_requested(scopes)
+    if isinstance(min_ttl, bool) or not isinstance(min_ttl, int) or not 0 <= min_ttl <= MAX_MIN_TTL:
+        raise errors.InvalidRequest(f"min_ttl must be a whole number of seconds from 0 to {MAX_MIN_TTL}.")
+    _keyring_or_raise()
+
+    identity = _resolve_identity(user=user, connection=connection, account=account, requested=requested)
+    token_set = _token_set_of(identity)
+    if token_set is None:
+        raise errors.ReauthorizationRequired(
+            f"No token is stored for this {provider_title(connection)} account; connect it again.",
+            connection=connection,
+            authorize_url=errors.authorize_url(connection, requested),
+        )
+    _check_belongs(token_set, identity)
+    if token_set.status == TokenSet.Status.RECONNECT_REQUIRED:
+        raise _reauth_error(token_set, requested)
+    _check_scopes(token_set, requested)
+
+    now = timezone.now()
+    if _needs_refresh(token_set, min_ttl, now):
+        token_set, _ = _refresh(
+            _Context(
+                token_set_id=token_set.pk,
+                identity_id=identity.pk,
+                owner=user,
+                min_ttl=min_ttl,
+                requested=tuple(requested),
+            )
+        )
+        _check_scopes(token_set, requested)
+
+    access_token = _decrypt(token_set, "access_token", requested)
+    expires_in = None
+    if token_set.expires_at is not None:
+        expires_in = max(0, math.floor((token_set.expires_at - timezone.now()).total_seconds()))
+    return AccessToken(
+        access_token=access_token,
+        token_type=token_set.token_type or "Bearer",
+        expires_at=token_set.expires_at,
+        expires_in=expires_in,
+        scopes=tuple(token_set.scopes or ()),
+        connection=connection,
+        account=identity.pk,
+    )
+
+
+@sensitive_variables()
+def force_refresh(*, token_set_id: int, actor: User | None = None) -> TokenSet:
+    """Refresh now, whatever the expiry, status or outage pause say (staff "Force refresh")."""
+    token_set = TokenSet.objects.select_related("identity__user").filter(pk=token_set_id).first()
+    if token_set is None or token_set.identity is None:
+        raise errors.ConnectionRequired("This token set's account is no longer linked.")
+    identity = token_set.identity
+    refreshed, _ = _refresh(
+        _Context(
+            token_set_id=token_set.pk,
+            identity_id=identity.pk,
+            owner=identity.user,
+            min_ttl=0,
+            force=True,
+            actor=actor,
+        )
+    )
+    return refreshed
+
+
+@dataclass
+class RefreshReport:
+    """Counts for ``vault_refresh`` (never tokens)."""
+
+    due: int = 0
+    refreshed: int = 0
+    already_fresh: int = 0
+    failed: dict[str, int] = field(default_factory=dict)
+
+
+def refresh_expiring(*, within: int, dry_run: bool = False) -> RefreshReport:
+    """Refresh every linked, active token set whose access token expires within ``within`` seconds."""
+    report = RefreshReport()
+    horizon = timezone.now() + timedelta(seconds=within)
+    due = (
+        TokenSet.objects.filter(
+            identity__isnull=False, status=TokenSet.Status.ACTIVE, expires_at__lte=horizon
+        )
+        .exclude(refresh_token_encrypted="")
+        .select_related("identity__user")
+        .order_by("expires_at", "pk")
+    )
+    for token_set in due.iterator(chunk_size=200):
+        report.due += 1
+        if dry_run:
+            continue
+        identity = token_set.identity
+        try:
+            _, refreshed = _refresh(
+                _Context(
+                    token_set_id=token_set.pk, identity_id=identity.pk, owner=identity.user, min_ttl=within
+                )
+            )
+        except errors.TokenVaultError as error:
+            report.failed[error.code] = report.failed.get(error.code, 0) + 1
+            continue
+        if refreshed:
+            report.refreshed += 1
+        else:
+            report.already_fresh += 1
+    return report
+
+
+@sensitive_variables()
+def capture_tokens(
+    *,
+    identity: UserSocialAuth,
+    response: Mapping[str, Any],
+    received_at: datetime | None = None,
+    requested_scopes: Iterable[str] = (),
+) -> TokenSet | None:
+    """Store a token response (sign-in or link) in ``identity``'s token set, encrypted.
+
+    Expiry is made absolute from ``received_at``. Granted scopes are the response's ``scope``; only
+    when a response has none (RFC 6749 5.1: then the grant is what was asked) are
+    ``requested_scopes`` used. A response without a refresh token keeps the stored one.
+    """
+    access_token = response.get("access_token")
+    if not isinstance(access_token, str) or not access_token:
+        return None
+    keyring = _keyring_or_raise()
+    received_at = received_at or timezone.now()
+    new_refresh = response.get("refresh_token")
+    new_refresh = new_refresh if isinstance(new_refresh, str) and new_refresh else None
+    expires_in = _int_or_none(response.get("expires_in"))
+    granted = scope_rules.parse_granted(response.get("scope"))
+    scopes_reported = bool(granted)
+    if not scopes_reported:
+        # No (or an empty) ``scope``: RFC 6749 5.1 says the grant is then what was asked. GitHub
+        # App user tokens always answer ``scope=""``: their access is the app's permissions.
+        granted = scope_rules.normalise_requested(list(requested_scopes))
+    with transaction.atomic():
+        token_set = _lock(TokenSet.objects.filter(identity=identity)).first()
+        if token_set is None:
+            token_set = TokenSet.objects.create(
+                identity=identity, owner_id=identity.user_id, provider=identity.provider, uid=identity.uid
+            )
+        refresh_token = new_refresh or _kept_refresh_token(token_set, keyring)
+        token_set.owner_id = identity.user_id
+        token_set.provider, token_set.uid = identity.provider, identity.uid
+        token_set.set_tokens(access_token=access_token, refresh_token=refresh_token, keyring=keyring)
+        token_set.token_type = str(response.get("token_type") or "Bearer")[:40]
+        token_set.scopes = granted
+        token_set.scopes_reported = scopes_reported
+        token_set.expires_at = received_at + timedelta(seconds=expires_in) if expires_in is not None else None
+        token_set.status = TokenSet.Status.ACTIVE
+        token_set.last_error_code = ""
+        token_set.last_error_at = None
+        token_set.retry_not_before = None
+        token_set.lease_id, token_set.lease_expires_at = "", None
+        token_set.version += 1
+        token_set.save()
+    logger.info(
+        "Stored tokens for %s identity %s (token set %s, %d scope(s), refresh token %s)",
+        identity.provider,
+        identity.pk,
+        token_set.pk,
+        len(granted),
+        "present" if refresh_token else "absent",
+    )
+    return token_set
+
+
+# --- identity and token set lookup ------------------------------------------------------------------
+
+
+def _keyring_or_raise():
+    try:
+        return get_keyring()
+    except errors.VaultKeyError as error:
+        logger.error("Token vault unavailable: %s", error.message)
+        raise errors.VaultKeyError(errors.VaultUnavailable.default_message) from None
+
+
+def _resolve_identity(
+    *, user: User, connection: str, account: int | str | None, requested: list[str]
+) -> UserSocialAuth:
+    title = provider_title(connection)
+    query = UserSocialAuth.objects.filter(user_id=user.pk, provider=connection).select_related(
+        "details", "token_set"
+    )
+    if account is not None:
+        if isinstance(account, bool):
+            raise errors.InvalidRequest("account must be an identity id.")
+        try:
+            account_id = int(account)
+        except (TypeError, ValueError):
+            raise errors.InvalidRequest("account must be an identity id.") from None
+        identity = query.filter(pk=account_id).first()
+        if identity is None:
+            raise errors.ConnectionRequired(
+                f"No linked {title} account with that id.",
+                connection=connection,
+                authorize_url=errors.authorize_url(connection, requested),
+            )
+        return identity
+    identities = list(query.order_by("pk"))
+    if not identities:
+        raise errors.ConnectionRequired(
+            f"No {title} account is linked; connect one.",
+            connection=connection,
+            authorize_url=errors.authorize_url(connection, requested),
+        )
+    for identity in identities:
+        details = _related_or_none(identity, "details")
+        if details is not None and details.is_default:
+            return identity
+    # No account marked default (it was removed): the oldest one.
+    return identities[0]
+
+
+def _related_or_none(obj: Any, name: str) -> Any:
+    try:
+        return getattr(obj, name)
+    except ObjectDoesNotExist:
+        return None
+
+
+def _token_set_of(identity: UserSocialAuth) -> TokenSet | None:
+    return _related_or_none(identity, "token_set")
+
+
+def _check_belongs(token_set: TokenSet, identity: UserSocialAuth) -> None:
+    """A token set answers only for the provider account it was written for."""
+    if token_set.provider != identity.provider or token_set.uid != identity.uid:
+        logger.error(
+            "Token set %s does not match its identity %s (provider/uid differ); refusing it",
+            token_set.pk,
+            identity.pk,
+        )
+        raise errors.DecryptionFailed(
+            connection=identity.provider, authorize_url=errors.authorize_url(identity.provider)
+        )
+
+
+def _check_scopes(token_set: TokenSet, requested: list[str]) -> None:
+    missing = scope_rules.missing_scopes(
+        token_set.provider, granted=token_set.scopes or [], requested=requested
+    )
+    if missing:
+        title = provider_title(token_set.provider)
+        raise errors.InsufficientScope(
+            f"The linked {title} account has not granted: {', '.join(missing)}.",
+            granted=token_set.scopes or [],
+            missing=missing,
+            connection=token_set.provider,
+            authorize_url=errors.authorize_url(token_set.provider, missing),
+        )
+
+
+def _reauth_error(token_set: TokenSet, requested: Iterable[str] = ()) -> errors.ReauthorizationRequired:
+    title = provider_title(token_set.provider)
+    wanted = list(dict.fromkeys([*requested, *(token_set.scopes or [])]))
+    return errors.ReauthorizationRequired(
+        f"{title} no longer accepts this account's stored authorization; connect it again.",
+        connection=token_set.provider,
+        authorize_url=errors.authorize_url(token_set.provider, wanted[:30]),
+    )
+
+
+@sensitive_variables()
+def _decrypt(token_set: TokenSet, field_name: str, requested: Iterable[str] = ()) -> str:
+    try:
+        if field_name == "access_token":
+            return token_set.read_access_token()
+        return token_set.read_refresh_token()
+    except errors.VaultUnavailable as error:
+        logger.error(
+            "Token set %s: the stored %s could not be decrypted (%s)",
+            token_set.pk,
+            field_name,
+            type(error).__name__,
+        )
+        raise type(error)(
+            connection=token_set.provider,
+            authorize_url=errors.authorize_url(token_set.provider, list(requested)),
+        ) from None
+
+
+@sensitive_variables()
+def _kept_refresh_token(token_set: TokenSet, keyring) -> str | None:
+    if not token_set.refresh_token_encrypted:
+        return None
+    try:
+        return token_set.read_refresh_token(keyring=keyring)
+    except errors.VaultUnavailable:
+        logger.warning("Token set %s: the stored refresh token did not decrypt and was dropped", token_set.pk)
+        return None
+
+
+def _lock(queryset):
+    """``SELECT ... FOR NO KEY UPDATE`` where the database has row locks (not SQLite)."""
+    if connection.features.has_select_for_update:
+        return queryset.select_for_update(no_key=connection.features.has_select_for_no_key_update)
+    return queryset
+
+
+def _needs_refresh(token_set: TokenSet, min_ttl: int, now: datetime) -> bool:
+    return token_set.expires_at is not None and token_set.expires_at <= now + timedelta(seconds=min_ttl)
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number >= 0 else None
+
+
+# --- refresh ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    token_set_id: int
+    identity_id: int
+    owner: User
+    min_ttl: int
+    force: bool = False
+    actor: User | None = None
+    requested: tuple[str, ...] = ()
+
+
+@dataclass
+class _Verdict:
+    kind: Literal["fresh", "refresh", "fail"]
+    error: errors.TokenVaultError | None = None
+    mark_reconnect: str = ""  # error code to record when the token set must be marked
+
+
+@dataclass
+class _Outcome:
+    kind: Literal["success", "reauth", "config", "outage", "vault"]
+    response: dict[str, Any] | None = field(default=None, repr=False)
+    received_at: datetime | None = None
+    code: str = ""
+    provider_code: str = ""
+    retry_after: int = OUTAGE_RETRY_AFTER
+    attempts: int = 0
+    oidc_context: dict[str, Any] | None = None
+
+
+def _uses_row_lock() -> bool:
+    return bool(connection.features.has_select_for_update)
+
+
+def _refresh(ctx: _Context) -> tuple[TokenSet, bool]:
+    """Refresh single-flight; returns the (re-read) token set and whether this call refreshed it."""
+    if _uses_row_lock():
+        return _refresh_with_row_lock(ctx)
+    return _refresh_with_lease(ctx)
+
+
+def _precheck(token_set: TokenSet | None, ctx: _Context, now: datetime) -> _Verdict:
+    """What to do with the row as it is now (after the lock, or on each lease poll)."""
+    if token_set is None or token_set.identity_id != ctx.identity_id or not _still_owned(ctx):
+        return _Verdict("fail", _gone_error(ctx, token_set))
+    if not ctx.force and not _needs_refresh(token_set, ctx.min_ttl, now):
+        return _Verdict("fresh")
+    if not ctx.force and token_set.status == TokenSet.Status.RECONNECT_REQUIRED:
+        return _Verdict("fail", _reauth_error(token_set, ctx.requested))
+    if not token_set.has_refresh_token:
+        if token_set.expires_at is not None and token_set.expires_at <= now:
+            return _Verdict(
+                "fail", _reauth_error(token_set, ctx.requested), mark_reconnect="no_refresh_token"
+            )
+        if ctx.force:
+            return _Verdict("fail", _reauth_error(token_set, ctx.requested))
+        return _Verdict("fresh")  # still valid; nothing can make it last longer
+    if not ctx.force and token_set.retry_not_before and token_set.retry_not_before > now:
+        wait = math.ceil((token_set.retry_not_before - now).total_seconds())
+        return _Verdict(
+            "fail",
+            errors.ProviderUnavailable(
+                f"{provider_title(token_set.provider)} was unavailable moments ago; try again in {wait} s.",
+                retry_after=wait,
+                connection=token_set.provider,
+            ),
+        )
+    return _Verdict("refresh")
+
+
+def _still_owned(ctx: _Context) -> bool:
+    return UserSocialAuth.objects.filter(pk=ctx.identity_id, user_id=ctx.owner.pk).exists()
+
+
+def _gone_error(ctx: _Context, token_set: TokenSet | None) -> errors.ConnectionRequired:
+    provider = token_set.provider if token_set is not None else ""
+    return errors.ConnectionRequired(
+        "This account was disconnected while its token was being fetched.",
+        connection=provider,
+        authorize_url=errors.authorize_url(provider, ctx.requested) if provider else None,
+    )
+
+
+def _refresh_with_row_lock(ctx: _Context) -> tuple[TokenSet, bool]:
+    error: errors.TokenVaultError | None = None
+    refreshed = False
+    with transaction.atomic():
+        token_set = _lock(TokenSet.objects.filter(pk=ctx.token_set_id)).first()
+        verdict = _precheck(token_set, ctx, timezone.now())
+        if verdict.kind == "fresh":
+            return token_set, False
+        if verdict.kind == "fail":
+            if verdict.mark_reconnect:
+                _mark_reconnect_required(token_set, ctx, code=verdict.mark_reconnect)
+            error = verdict.error
+        else:
+            outcome = _call_provider(token_set, ctx)
+            if not _still_owned(ctx):
+                # Moved to another user during the call: never write to it.
+                logger.warning(
+                    "Token set %s changed owner during a refresh; the result was discarded", token_set.pk
+                )
+                error = _gone_error(ctx, token_set)
+            else:
+                error = _apply_outcome(token_set, outcome, ctx)
+                refreshed = error is None
+    if error is not None:
+        raise error
+    return token_set, refreshed
+
+
+def _lease_seconds() -> int:
+    timeout = float(getattr(settings, "SOCIAL_AUTH_REQUESTS_TIMEOUT", 5.0) or 5.0)
+    return math.ceil((timeout + 1) * (MAX_RETRIES + 1) + sum(RETRY_BACKOFF) + 5)
+
+
+def _refresh_with_lease(ctx: _Context) -> tuple[TokenSet, bool]:
+    lease = uuid.uuid4().hex
+    deadline = time.monotonic() + _lease_seconds() + 2
+    while True:
+        token_set = TokenSet.objects.filter(pk=ctx.token_set_id).first()
+        now = timezone.now()
+        verdict = _precheck(token_set, ctx, now)
+        if verdict.kind == "fresh":
+            return token_set, False
+        if verdict.kind == "fail":
+            if verdict.mark_reconnect:
+                with transaction.atomic():
+                    current = TokenSet.objects.filter(pk=token_set.pk, version=token_set.version).first()
+                    if current is not None:
+                        _mark_reconnect_required(current, ctx, code=verdict.mark_reconnect)
+            raise verdict.error
+        if token_set.lease_id and token_set.lease_expires_at and token_set.lease_expires_at > now:
+            if time.monotonic() > deadline:
+                raise errors.ProviderUnavailable(
+                    "Another refresh of this token is taking too long.",
+                    retry_after=5,
+                    connection=token_set.provider,
+                )
+            time.sleep(LEASE_POLL_SECONDS)
+            continue
+        with transaction.atomic():
+            claimed = TokenSet.objects.filter(
+                pk=token_set.pk,
+                version=token_set.version,
+                lease_id=token_set.lease_id,
+                identity_id=ctx.identity_id,
+            ).update(lease_id=lease, lease_expires_at=now + timedelta(seconds=_lease_seconds()))
+        if claimed:
+            break
+
+    try:
+        outcome = _call_provider(token_set, ctx)
+    except BaseException:
+        _release_lease(token_set.pk, lease)
+        raise
+
+    error: errors.TokenVaultError | None = None
+    lost = ""
+    with transaction.atomic():
+        current = TokenSet.objects.filter(pk=token_set.pk).first()
+        if current is None or current.identity_id != ctx.identity_id:
+            lost = "removed"
+        elif not _still_owned(ctx):
+            lost = "moved"
+        elif current.lease_id != lease:
+            lost = "lease"
+        else:
+            error = _apply_outcome(current, outcome, ctx)
+        if lost == "removed" and outcome.kind == "success":
+            # The identity went away while the provider answered: these fresh tokens belong to
+            # nobody now, so they go straight to revocation rather than into any token set.
+            _detach_fresh_tokens(token_set, outcome, ctx)
+    if lost:
+        if lost != "lease":
+            _release_lease(token_set.pk, lease)
+        logger.warning(
+            "Token set %s: refresh result not written (%s during the provider call)", token_set.pk, lost
+        )
+        if lost == "lease":
+            raise errors.ProviderUnavailable(
+                "The token was being refreshed elsewhere; try again.",
+                retry_after=1,
+                connection=token_set.provider,
+            )
+        raise _gone_error(ctx, token_set)
+    if error is not None:
+        raise error
+    return current, True
+
+
+def _release_lease(token_set_id: int, lease: str) -> None:
+    with transaction.atomic():
+        TokenSet.objects.filter(pk=token_set_id, lease_id=lease).update(lease_id="", lease_expires_at=None)
+
+
+@sensitive_variables()
+def _call_provider(token_set: TokenSet, ctx: _Context) -> _Outcome:
+    """Call the backend's real ``refresh_token()`` with short bounded retries for outages."""
+    try:
+        refresh_token = token_set.read_refresh_token()
+    except errors.VaultUnavailable as error:
+        logger.error(
+            "Token set %s: the stored refresh token could not be decrypted (%s)",
+            token_set.pk,
+            type(error).__name__,
+        )
+        return _Outcome("vault", code="decryption_failed")
+    try:
+        backend = load_backend(load_strategy(), token_set.provider, redirect_uri=None)
+    except Exception:  # a provider no longer configured is a configuration fault
+        return _Outcome("config", code="backend_missing")
+    attempts = 0
+    while True:
+        attempts += 1
+        received_at = timezone.now()
+        try:
+            response = backend.refresh_token(refresh_token)
+            oidc_context = _check_oidc_continuity(backend, ctx, token_set, response)
+        except SocialAuthBaseException as error:
+            kind = _classify(error)
+            retry_after = _retry_after_seconds(error.retry_after)
+            code = error.code
+            provider_code = str(error.provider_code or "")[:64]
+            if (
+                kind == "outage"
+                and attempts <= MAX_RETRIES
+                and (retry_after is None or retry_after <= MAX_INLINE_RETRY_AFTER)
+            ):
+                time.sleep(RETRY_BACKOFF[min(attempts - 1, len(RETRY_BACKOFF) - 1)] if RETRY_BACKOFF else 0)
+                continue
+            return _Outcome(
+                kind,
+                code=code,
+                provider_code=provider_code,
+                attempts=attempts,
+                retry_after=retry_after if retry_after is not None else OUTAGE_RETRY_AFTER,
+            )
+        except Exception as error:  # a bug must not leak a traceback holding the token
+            logger.error(
+                "Unexpected %s while refreshing token set %s (%s)",
+                type(error).__name__,
+                token_set.pk,
+                token_set.provider,
+            )
+            return _Outcome("outage", code="unexpected_error", attempts=attempts)
+        return _Outcome(
+            "success",
+            response=response,
+            received_at=received_at,
+            attempts=attempts,
+            oidc_context=oidc_context,
+        )
+
+
+def _check_oidc_continuity(backend, ctx: _Context, token_set: TokenSet, response: dict) -> dict | None:
+    """A refreshed OIDC ID token must be for the same subject (social-core checks it in extra_data)."""
+    if not isinstance(backend, OpenIdConnectAuth) or not response.get("id_token"):
+        return None
+    identity = UserSocialAuth.objects.filter(pk=ctx.identity_id).first()
+    extra = dict(identity.extra_data or {}) if identity is not None else {}
+    data = backend.extra_data(ctx.owner, token_set.uid, response, extra, {})
+    return {key: value for key, value in data.items() if key == "_oidc_id_token_context"} or None
+
+
+def _classify(error: SocialAuthBaseException) -> Literal["reauth", "config", "outage"]:
+    provider_code = str(error.provider_code or "")
+    if provider_code in CONFIG_PROVIDER_CODES or isinstance(error, AuthConfigurationError):
+        return "config"
+    if error.code in REAUTH_CODES or provider_code in REAUTH_PROVIDER_CODES:
+        return "reauth"
+    # Timeouts, 5xx, 429, connection errors; anything else unexpected from the provider is also
+    # treated as "try again later" (and never disables anything).
+    return "outage"
+
+
+def _retry_after_seconds(value: object) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        seconds = int(str(value).strip())
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(str(value))
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = math.ceil((when - timezone.now()).total_seconds())
+    return max(1, min(seconds, MAX_RETRY_AFTER))
+
+
+@sensitive_variables()
+def _apply_outcome(token_set: TokenSet, outcome: _Outcome, ctx: _Context) -> errors.TokenVaultError | None:
+    """Write the outcome to the (locked or leased) row and record activity; return the error to raise."""
+    now = timezone.now()
+    title = provider_title(token_set.provider)
+    token_set.lease_id, token_set.lease_expires_at = "", None
+    if outcome.kind == "success":
+        response = outcome.response or {}
+        new_refresh = response.get("refresh_token")
+        new_refresh = new_refresh if isinstance(new_refresh, str) and new_refresh else None
+        refresh_token = new_refresh or _kept_refresh_token(token_set, None)
+        token_set.owner_id = ctx.owner.pk  # (re)bind to the identity's current owner
+        token_set.set_tokens(access_token=response["access_token"], refresh_token=refresh_token)
+        expires_in = _int_or_none(response.get("expires_in"))
+        received_at = outcome.received_at or now
+        token_set.expires_at = received_at + timedelta(seconds=expires_in) if expires_in is not None else None
+        if response.get("token_type"):
+            token_set.token_type = str(response["token_type"])[:40]
+        refreshed_scopes = scope_rules.parse_granted(response.get("scope"))
+        if refreshed_scopes:  # an absent or empty scope keeps what the grant had (RFC 6749 5.1)
+            token_set.scopes = refreshed_scopes
+            token_set.scopes_reported = True
+        token_set.refreshed_at = now
+        token_set.status = TokenSet.Status.ACTIVE
+        token_set.last_error_code = ""
+        token_set.last_error_at = None
+        token_set.retry_not_before = None
+        token_set.version += 1
+        token_set.save()
+        if outcome.oidc_context:
+            identity = UserSocialAuth.objects.get(pk=ctx.identity_id)
+            identity.extra_data = {**(identity.extra_data or {}), **outcome.oidc_context}
+            identity.save(update_fields=["extra_data", "modified"])
+        activity.record(
+            kind=Activity.Kind.TOKEN_REFRESHED,
+            user=ctx.owner,
+            actor=ctx.actor,
+            provider=token_set.provider,
+            uid=token_set.uid,
+            message=f"Refreshed the {title} token",
+            data={
+                "token_set": token_set.pk,
+                "attempts": outcome.attempts,
+                "expires_in": expires_in,
+                "rotated_refresh_token": bool(new_refresh),
+            },
+        )
+        logger.info(
+            "Refreshed token set %s (%s) in %d attempt(s)", token_set.pk, token_set.provider, outcome.attempts
+        )
+        return None
+
+    token_set.last_error_code = (outcome.provider_code or outcome.code)[:64]
+    token_set.last_error_at = now
+    data = {
+        "token_set": token_set.pk,
+        "code": outcome.code,
+        "provider_code": outcome.provider_code,
+        "attempts": outcome.attempts,
+    }
+    if outcome.kind == "reauth":
+        token_set.status = TokenSet.Status.RECONNECT_REQUIRED
+        token_set.version += 1
+        token_set.save()
+        activity.record(
+            kind=Activity.Kind.REFRESH_FAILED,
+            user=ctx.owner,
+            actor=ctx.actor,
+            provider=token_set.provider,
+            uid=token_set.uid,
+            message=f"{title} refused to renew access; reconnect the account",
+            data=data,
+        )
+        logger.info(
+            "Token set %s (%s): refresh refused (%s); reconnect required",
+            token_set.pk,
+            token_set.provider,
+            token_set.last_error_code,
+        )
+        return _reauth_error(token_set, ctx.requested)
+    if outcome.kind == "config":
+        token_set.retry_not_before = now + timedelta(seconds=MISCONFIGURED_PAUSE)
+        token_set.save()
+        activity.record(
+            kind=Activity.Kind.REFRESH_FAILED,
+            user=ctx.owner,
+            actor=ctx.actor,
+            provider=token_set.provider,
+            uid=token_set.uid,
+            message=f"Could not renew {title} access: this site's {title} app settings were "
+            "rejected (staff have been told)",
+            data={**data, "staff": True},
+        )
+        logger.error(
+            "Provider %s rejected this site's client credentials (%s) while refreshing token set %s: "
+            "check its SOCIAL_AUTH_*_KEY/_SECRET",
+            token_set.provider,
+            token_set.last_error_code,
+            token_set.pk,
+        )
+        return errors.ProviderMisconfigured(connection=token_set.provider)
+    if outcome.kind == "vault":
+        token_set.save()
+        return errors.DecryptionFailed(
+            connection=token_set.provider,
+            authorize_url=errors.authorize_url(token_set.provider, ctx.requested),
+        )
+    token_set.retry_not_before = now + timedelta(seconds=outcome.retry_after)
+    token_set.save()
+    activity.record(
+        kind=Activity.Kind.REFRESH_FAILED,
+        user=ctx.owner,
+        actor=ctx.actor,
+        provider=token_set.provider,
+        uid=token_set.uid,
+        message=f"{title} was unavailable; the token will be renewed later",
+        data={**data, "retry_after": outcome.retry_after},
+    )
+    logger.warning(
+        "Token set %s (%s): provider unavailable (%s) after %d attempt(s); retry after %d s",
+        token_set.pk,
+        token_set.provider,
+        token_set.last_error_code,
+        outcome.attempts,
+        outcome.retry_after,
+    )
+    return errors.ProviderUnavailable(
+        f"{title} is unavailable right now; try again in {outcome.retry_after} s.",
+        retry_after=outcome.retry_after,
+        connection=token_set.provider,
+    )
+
+
+def _mark_reconnect_required(token_set: TokenSet, ctx: _Context, *, code: str) -> None:
+    token_set.status = TokenSet.Status.RECONNECT_REQUIRED
+    token_set.last_error_code = code
+    token_set.last_error_at = timezone.now()
+    token_set.lease_id, token_set.lease_expires_at = "", None
+    token_set.version += 1
+    token_set.save()
+    title = provider_title(token_set.provider)
+    activity.record(
+        kind=Activity.Kind.REFRESH_FAILED,
+        user=ctx.owner,
+        actor=ctx.actor,
+        provider=token_set.provider,
+        uid=token_set.uid,
+        message=f"The {title} token expired and cannot be renewed; reconnect the account",
+        data={"token_set": token_set.pk, "code": code},
+    )
+
+
+@sensitive_variables()
+def _detach_fresh_tokens(token_set: TokenSet, outcome: _Outcome, ctx: _Context) -> None:
+    from .revocation import revoke_after_commit
+
+    response = outcome.response or {}
+    orphan = TokenSet.objects.create(
+        identity=None,
+        owner_id=ctx.owner.pk,
+        provider=token_set.provider,
+        uid=token_set.uid,
+        status=TokenSet.Status.REVOKE_PENDING,
+        detached_at=timezone.now(),
+        token_type=str(response.get("token_type") or ""),
+    )
+    refresh = response.get("refresh_token")
+    orphan.set_tokens(
+        access_token=response["access_token"],
+        refresh_token=refresh if isinstance(refresh, str) and refresh else None,
+    )
+    expires_in = _int_or_none(response.get("expires_in"))
+    orphan.expires_at = (
+        (outcome.received_at or timezone.now()) + timedelta(seconds=expires_in)
+        if (expires_in is not None)
+        else None
+    )
+    orphan.save()
+    revoke_after_commit(orphan.pk)

@@ -1,0 +1,3 @@
+"""Agent API and agent pages (filled in by the agent-access work)."""
+
+urlpatterns: list = []
