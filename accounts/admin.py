@@ -11,9 +11,10 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from social_django.models import Association, Nonce, Partial, UserSocialAuth
 
-from . import linking
+from . import linking, merging
 from .models import Activity, IdentityDetails, User
 
 for model in (UserSocialAuth, Nonce, Association, Partial):
@@ -65,6 +66,59 @@ class UserAdmin(DjangoUserAdmin):
         ("Profile", {"fields": ("name", "avatar_url", "merged_into")}),
     )
     inlines = [IdentityInline]
+    actions = ["merge_profiles"]
+
+    @admin.action(description="Merge the two selected profiles…", permissions=["change"])
+    def merge_profiles(self, request: HttpRequest, queryset: QuerySet):
+        users = list(queryset.order_by("pk"))
+        if len(users) != 2:
+            self.message_user(request, "Select exactly two profiles to merge.", messages.ERROR)
+            return None
+        into_id = request.POST.get("into")
+        if into_id and request.POST.get("confirm") == "yes":
+            into = next((u for u in users if str(u.pk) == into_id), None)
+            source = next((u for u in users if str(u.pk) != into_id), None)
+            if into is None:
+                self.message_user(request, "Choose which profile stays.", messages.ERROR)
+                return None
+            try:
+                plan = merging.merge_profiles(
+                    into=into, source=source, move_identity_ids=None, actor=request.user, request=request
+                )
+            except merging.MergeError as error:
+                self.message_user(request, str(error), messages.ERROR)
+                return None
+            self.message_user(
+                request,
+                f"Merged profile {source.pk} into {into.pk} ({len(plan.move)} identities moved).",
+                messages.SUCCESS,
+            )
+            return None
+        plans = []
+        for into, source in ((users[0], users[1]), (users[1], users[0])):
+            try:
+                plans.append(
+                    {
+                        "into": into,
+                        "source": source,
+                        "lines": merging.plan_merge(into=into, source=source).describe(),
+                    }
+                )
+            except merging.MergeError as error:
+                self.message_user(request, str(error), messages.ERROR)
+                return None
+        return TemplateResponse(
+            request,
+            "admin/accounts/merge_confirm.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Merge two profiles",
+                "plans": plans,
+                "users": users,
+                "opts": self.model._meta,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
 
     @admin.display(description="identities")
     def identity_count(self, obj: User) -> int:

@@ -22,6 +22,14 @@ MESSAGES: dict[str, str] = {
     "was not linked here. To use it here, sign out, sign in with it, and remove it from that profile first.",
     "reauth_unknown_identity": "That {provider} account is not linked to your profile. To confirm it's you, "
     "sign in with one of the accounts listed below.",
+    "merge_unknown_identity": "That {provider} account is not linked to any profile here, so there is "
+    "nothing to merge. You can connect it to this profile instead.",
+    "merge_same_profile": "That {provider} account is already on this profile. To merge, sign in with an "
+    "account of the other profile.",
+    "merge_inactive_profile": "The profile that {provider} account belongs to was already merged or "
+    "deactivated, so nothing was changed.",
+    "merge_flow_expired": "That merge took too long or was not started from this profile. Please start the "
+    "merge again from the connections page.",
     "nonce_mismatch": "The {provider} response could not be matched to this sign-in. " + _RESTART,
     "timeout": "{provider} did not answer in time. Please try again in a minute.",
     "unavailable": "{provider} is unavailable right now. Please try again in a few minutes.",

@@ -20,10 +20,13 @@ from social_django.models import UserSocialAuth
 from social_django.utils import load_backend, load_strategy
 
 from .models import IdentityDetails, User
-from .providers import is_configured
+from .providers import Provider, configured_providers, is_configured
 
-FlowPurpose = Literal["signin", "link", "reauth"]
+FlowPurpose = Literal["signin", "link", "reauth", "merge_proof"]
 FLOW_SESSION_PREFIX = "auth_flow:"
+# A sign-in stopped because its verified email matches another profile: who and what, no token.
+PENDING_LINK_SESSION_KEY = "pending_link"
+PENDING_LINK_SECONDS = 900
 
 
 class LinkingError(Exception):
@@ -71,21 +74,28 @@ def start_flow(
     purpose: FlowPurpose,
     next_url: str,
     scopes: list[str] | None = None,
+    fresh: bool = False,
+    separate_profile: bool = False,
 ) -> None:
     """Bind the provider round trip about to start to this session and this user.
 
     The callback's pipeline compares the finishing user with ``user_id`` and refuses a mismatch;
     social-auth's one-time ``state`` binds it to this browser session.
     """
-    request.session[FLOW_SESSION_PREFIX + backend_name] = {
+    flow = {
         "user_id": request.user.pk if request.user.is_authenticated else None,
         "purpose": purpose,
         "next": next_url,
         "scopes": list(scopes or []),
         "started_at": int(time.time()),
     }
+    pending = request.session.get(PENDING_LINK_SESSION_KEY)
+    if separate_profile and isinstance(pending, dict) and pending.get("provider") == backend_name:
+        # The person answered "create a separate profile" for exactly this provider account.
+        flow["separate_uid"] = [backend_name, pending.get("uid")]
+    request.session[FLOW_SESSION_PREFIX + backend_name] = flow
     # Read by the backends' auth_extra_arguments to force a fresh sign-in at the provider.
-    request.session["auth_flow_fresh"] = purpose == "reauth"
+    request.session["auth_flow_fresh"] = fresh or purpose in ("reauth", "merge_proof")
 
 
 def identities_for(user: User) -> list[UserSocialAuth]:
@@ -194,3 +204,13 @@ def resolve_user(reference: str) -> User:
     if len(matches) > 1:
         raise UserNotFound(f"More than one user matches {reference!r}; use the numeric user id.")
     raise UserNotFound(f"No user matches {reference!r}.")
+
+
+def sign_in_options_for_profiles(profile_ids: list[int]) -> list[Provider]:
+    """The configured providers those profiles can sign in with (shown on the suggestion page)."""
+    providers = set(
+        UserSocialAuth.objects.filter(user_id__in=profile_ids, user__is_active=True).values_list(
+            "provider", flat=True
+        )
+    )
+    return [p for p in configured_providers() if p.name in providers]

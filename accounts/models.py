@@ -121,3 +121,17 @@ class Activity(models.Model):
         if self.pk is not None and not kwargs.get("force_insert"):
             raise ValueError("Activity records are append-only.")
         super().save(*args, **kwargs)
+
+
+class UserSession(models.Model):
+    """The session keys a user signed in with, so that all of them can be ended (e.g. on merge).
+
+    Django's session stores cannot be searched by user; this small index can.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sessions")
+    session_key = models.CharField(max_length=40, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"session of user {self.user_id}"

@@ -44,3 +44,21 @@ def identity_removed(*, user: User, provider: str, uid: str, account_name: str) 
         template="email/identity_removed.txt",
         context={"provider": provider_title(provider), "account_name": account_name or uid},
     )
+
+
+def profiles_merged(*, into: User, source: User) -> None:
+    """Both addresses hear about a merge: the one that stays and the one merged away."""
+    context = {"into": into, "source": source}
+    _send(
+        user=into,
+        subject="Another profile was merged into yours",
+        template="email/profiles_merged.txt",
+        context=context,
+    )
+    if source.email and source.email != into.email:
+        _send(
+            user=source,
+            subject="Your profile was merged into another one",
+            template="email/profiles_merged.txt",
+            context=context,
+        )

@@ -6,17 +6,21 @@ They run inside social-auth's callback (``SOCIAL_AUTH_PIPELINE``) and disconnect
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.contrib import messages
 from django.db import transaction
+from django.http import HttpResponseRedirect
 from django.utils import timezone
 from social_core.exceptions import AuthAssociationError, AuthPolicyError, AuthSessionError
+from social_django.models import UserSocialAuth
 
-from . import activity, notifications, sudo
-from .linking import FLOW_SESSION_PREFIX, sign_in_methods_left
+from . import activity, merging, notifications, sudo
+from .linking import FLOW_SESSION_PREFIX, PENDING_LINK_SESSION_KEY, sign_in_methods_left
 from .models import Activity, IdentityDetails, User
 from .providers import provider_title
+from .suggestions import profiles_with_verified_email
 
 # Never kept in ``extra_data``: the vault keeps tokens, encrypted.
 SECRET_EXTRA_DATA_KEYS = frozenset(
@@ -50,6 +54,82 @@ def check_flow_owner(strategy, backend, user: User | None = None, *args, **kwarg
     if flow.get("user_id") != finishing_user_id:
         raise AuthSessionError(backend, code="user_mismatch", stage="pipeline")
     return {"flow": flow}
+
+
+def capture_merge_proof(
+    strategy, backend, uid: str, flow: dict[str, Any], user: User | None = None, *args, **kwargs
+) -> HttpResponseRedirect | None:
+    """In a merge, signing in with the other profile's identity proves control of it.
+
+    Runs before ``social_user`` (which would refuse an identity owned by someone else). It never
+    signs the person in to the other profile; it only remembers the proof for the review page.
+    """
+    if flow.get("purpose") != "merge_proof":
+        return None
+    if user is None:
+        raise AuthSessionError(backend, code="user_mismatch", stage="pipeline")
+    social = UserSocialAuth.objects.select_related("user").filter(provider=backend.name, uid=str(uid)).first()
+    if social is None:
+        raise FlowRefused(backend, code="merge_unknown_identity", stage="pipeline")
+    if social.user_id == user.pk:
+        raise FlowRefused(backend, code="merge_same_profile", stage="pipeline")
+    if not social.user.is_active or social.user.merged_into_id is not None:
+        raise FlowRefused(backend, code="merge_inactive_profile", stage="pipeline")
+    request = strategy.request
+    if request is None or not merging.record_source_proof(request.session, into_id=user.pk, identity=social):
+        raise FlowRefused(backend, code="merge_flow_expired", stage="pipeline")
+    strategy.session_pop(FLOW_SESSION_PREFIX + backend.name)
+    strategy.session_pop("auth_flow_fresh")
+    activity.record(
+        kind=Activity.Kind.REAUTHENTICATED,
+        user=social.user,
+        request=request,
+        identity=social,
+        message=f"Proved control of this profile to merge it into profile {user.pk}",
+    )
+    return HttpResponseRedirect("/settings/merge/review/")
+
+
+def suggest_existing_profile(
+    strategy,
+    backend,
+    uid: str,
+    response: dict[str, Any],
+    flow: dict[str, Any],
+    user: User | None = None,
+    social=None,
+    *args,
+    **kwargs,
+) -> HttpResponseRedirect | None:
+    """A first sign-in whose verified email matches another profile's stops at a question.
+
+    Nothing is created and nobody is signed in; the session keeps who and what (no token), and
+    the provider round trip is simply done again for whichever answer the person gives.
+    """
+    if user is not None or social is not None or flow.get("purpose") != "signin":
+        return None
+    if flow.get("separate_uid") == [backend.name, str(uid)]:
+        return None
+    email, verified = backend.verified_email(response)
+    if not verified:
+        return None
+    owners = profiles_with_verified_email(email)
+    if not owners:
+        return None
+    strategy.session_set(
+        PENDING_LINK_SESSION_KEY,
+        {
+            "provider": backend.name,
+            "uid": str(uid),
+            "email": email,
+            "account_name": backend.account_name(response)[:255],
+            "profile_ids": [owner.pk for owner in owners],
+            "at": int(time.time()),
+        },
+    )
+    strategy.session_pop(FLOW_SESSION_PREFIX + backend.name)
+    strategy.session_pop("auth_flow_fresh")
+    return HttpResponseRedirect("/signin/existing-profile/")
 
 
 def check_flow_purpose(
@@ -174,6 +254,14 @@ def finish_flow(
         return
     if purpose in ("signin", "reauth"):
         sudo.mark_authenticated(request)
+    if purpose == "reauth":
+        merging.record_into_proof(request.session, user.pk)
+    pending = request.session.get(PENDING_LINK_SESSION_KEY)
+    if isinstance(pending, dict) and [pending.get("provider"), pending.get("uid")] == [
+        backend.name,
+        social.uid,
+    ]:
+        request.session.pop(PENDING_LINK_SESSION_KEY, None)  # the suggested link is done (or declined)
     title = provider_title(backend.name)
     name = getattr(getattr(social, "details", None), "account_name", "") or social.uid
     if purpose == "link":

@@ -14,3 +14,12 @@ urlpatterns = [
     path("settings/reauthenticate/", views.reauthenticate, name="reauthenticate"),
     path("settings/activity/", views.activity_page, name="activity"),
 ]
+
+urlpatterns += [
+    path("signin/existing-profile/", views.existing_profile, name="existing_profile"),
+    path("signin/existing-profile/link/", views.link_pending, name="link_pending"),
+    path("settings/merge/start/", views.merge_start, name="merge_start"),
+    path("settings/merge/prove/", views.merge_prove, name="merge_prove"),
+    path("settings/merge/review/", views.merge_review, name="merge_review"),
+    path("settings/merge/confirm/", views.merge_confirm, name="merge_confirm"),
+]

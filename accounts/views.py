@@ -6,6 +6,8 @@ social-auth for the OAuth round trip itself).
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
@@ -20,9 +22,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from social_django import views as social_views
 
-from . import activity, linking, sudo
-from .models import Activity
+from . import activity, linking, merging, sudo
+from .models import Activity, User
 from .providers import configured_providers, provider_title
+from .suggestions import suggestions_for
 
 
 def _identity_extras(user) -> dict:
@@ -48,10 +51,11 @@ def begin(request: HttpRequest, backend: str) -> HttpResponse:
     if not linking.provider_is_available(backend):
         raise Http404("No such provider")
     next_url = linking.safe_next_url(request.POST.get("next"))
+    requested = request.POST.get("purpose")
     if not request.user.is_authenticated:
         purpose = "signin"
-    elif request.POST.get("purpose") == "reauth":
-        purpose = "reauth"
+    elif requested in ("reauth", "merge_proof"):
+        purpose = requested
     else:
         purpose = "link"
         if not sudo.is_recent(request):
@@ -60,7 +64,15 @@ def begin(request: HttpRequest, backend: str) -> HttpResponse:
             return_to = linking.safe_next_url(request.POST.get("return_to"), default=next_url)
             return HttpResponseRedirect(sudo.reauthenticate_url(return_to))
     scopes = linking.clean_scopes(request.POST.getlist("scope"))
-    linking.start_flow(request, backend_name=backend, purpose=purpose, next_url=next_url, scopes=scopes)
+    linking.start_flow(
+        request,
+        backend_name=backend,
+        purpose=purpose,
+        next_url=next_url,
+        scopes=scopes,
+        fresh=request.POST.get("fresh") == "1",
+        separate_profile=request.POST.get("separate") == "1",
+    )
     # social-auth reads and re-sanitises ``next`` itself; give it only the checked value.
     request.POST = request.POST.copy()
     request.POST["next"] = next_url
@@ -109,6 +121,10 @@ def connections(request: HttpRequest) -> HttpResponse:
             "providers": configured_providers(),
             "sudo_active": sudo.is_recent(request),
             "connect_offer": connect_offer,
+            "suggestions": [
+                {"providers": [provider_title(p) for p in suggestion.providers]}
+                for suggestion in suggestions_for(request.user)
+            ],
         },
     )
 
@@ -216,3 +232,143 @@ def readyz(request: HttpRequest) -> HttpResponse:
     return JsonResponse(
         {"status": "ok" if not problems else "unavailable", "problems": problems}, status=status
     )
+
+
+# --- Suggested linking at sign-in -----------------------------------------------------------------
+
+
+def _pending_link(request: HttpRequest) -> dict | None:
+    pending = request.session.get(linking.PENDING_LINK_SESSION_KEY)
+    if not isinstance(pending, dict) or time.time() - pending.get("at", 0) > linking.PENDING_LINK_SECONDS:
+        return None
+    return pending
+
+
+@require_GET
+def existing_profile(request: HttpRequest) -> HttpResponse:
+    """The question asked when a new sign-in's verified email matches an existing profile."""
+    pending = _pending_link(request)
+    if pending is None:
+        messages.info(request, "There is nothing waiting to be linked. Sign in to continue.")
+        return HttpResponseRedirect("/")
+    if request.user.is_authenticated:
+        return HttpResponseRedirect("/signin/existing-profile/link/")
+    providers = linking.sign_in_options_for_profiles(pending["profile_ids"])
+    return render(
+        request,
+        "accounts/existing_profile.html",
+        {
+            "pending": pending,
+            "title": provider_title(pending["provider"]),
+            "providers": providers,
+        },
+    )
+
+
+@login_required
+@require_GET
+def link_pending(request: HttpRequest) -> HttpResponse:
+    """After signing in to the existing profile: one click links the account that started it."""
+    pending = _pending_link(request)
+    if pending is None:
+        return HttpResponseRedirect("/settings/connections/")
+    return render(
+        request,
+        "accounts/link_pending.html",
+        {
+            "pending": pending,
+            "title": provider_title(pending["provider"]),
+        },
+    )
+
+
+# --- Merge ------------------------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def merge_start(request: HttpRequest) -> HttpResponse:
+    merging.start_merge_flow(request)
+    messages.info(request, "To merge, first confirm it's you on this profile, then sign in to the other one.")
+    return HttpResponseRedirect(sudo.reauthenticate_url("/settings/merge/prove/"))
+
+
+@login_required
+@require_GET
+def merge_prove(request: HttpRequest) -> HttpResponse:
+    flow = merging.merge_flow(request)
+    if flow is None or not flow.get("into_proved_at"):
+        messages.error(request, "Start the merge from the connections page.")
+        return HttpResponseRedirect("/settings/connections/")
+    suggestions = suggestions_for(request.user)
+    hinted = {p for s in suggestions for p in s.providers}
+    return render(
+        request,
+        "accounts/merge_prove.html",
+        {
+            "providers": configured_providers(),
+            "hinted": hinted,
+        },
+    )
+
+
+@login_required
+@require_GET
+def merge_review(request: HttpRequest) -> HttpResponse:
+    flow = merging.merge_flow(request)
+    if flow is None or not flow.get("source") or not flow.get("into_proved_at"):
+        messages.error(request, "That merge expired. Please start again from the connections page.")
+        return HttpResponseRedirect("/settings/connections/")
+    source = User.objects.filter(pk=flow["source"]).first()
+    try:
+        plan = merging.plan_merge(into=request.user, source=source)
+    except (merging.MergeError, AttributeError):
+        messages.error(request, "That profile can no longer be merged.")
+        return HttpResponseRedirect("/settings/connections/")
+    proven = merging.proven_identity_ids(flow)
+    rows = [
+        {
+            "identity": i,
+            "details": getattr(i, "details", None),
+            "title": provider_title(i.provider),
+            "proven": i.pk in proven,
+        }
+        for i in plan.move
+    ]
+    return render(request, "accounts/merge_review.html", {"rows": rows, "plan": plan, "source": source})
+
+
+@login_required
+@require_POST
+def merge_confirm(request: HttpRequest) -> HttpResponse:
+    flow = merging.merge_flow(request)
+    if flow is None or not flow.get("source") or not flow.get("into_proved_at"):
+        messages.error(request, "That merge expired. Please start again from the connections page.")
+        return HttpResponseRedirect("/settings/connections/")
+    source = User.objects.filter(pk=flow["source"]).first()
+    try:
+        identity_ids = [int(v) for v in request.POST.getlist("identity")]
+        plan = merging.merge_profiles(
+            into=request.user,
+            source=source,
+            move_identity_ids=identity_ids,
+            proven_identity_ids=merging.proven_identity_ids(flow),
+            request=request,
+        )
+    except ValueError:
+        messages.error(request, "The merge form was not valid; nothing was changed.")
+        return HttpResponseRedirect("/settings/merge/review/")
+    except merging.UnprovenIdentity as error:
+        messages.error(request, str(error))
+        return HttpResponseRedirect("/settings/merge/review/")
+    except merging.MergeError as error:
+        merging.finish_merge_flow(request)
+        messages.error(request, str(error))
+        return HttpResponseRedirect("/settings/connections/")
+    merging.finish_merge_flow(request)
+    messages.success(
+        request,
+        f"Merged the other profile into this one: {len(plan.move)} account(s) moved, "
+        f"{len(plan.drop)} removed.",
+    )
+    return HttpResponseRedirect("/settings/connections/")

@@ -188,8 +188,10 @@ SOCIAL_AUTH_PIPELINE = [
     "social_core.pipeline.social_auth.social_uid",
     "social_core.pipeline.social_auth.auth_allowed",
     "accounts.pipeline.check_flow_owner",
+    "accounts.pipeline.capture_merge_proof",
     "social_core.pipeline.social_auth.social_user",
     "accounts.pipeline.check_flow_purpose",
+    "accounts.pipeline.suggest_existing_profile",
     "social_core.pipeline.user.get_username",
     "accounts.pipeline.create_user",
     "social_core.pipeline.social_auth.associate_user",
@@ -213,6 +215,7 @@ SITE_URL = env.str("SITE_URL", default=f"http://127.0.0.1:{PORT}").rstrip("/")
 
 # Wiring from accounts to the vault without accounts importing it (DESIGN.md "Layout").
 ACCOUNTS_CONNECTIONS_EXTRAS = ["vault.status.connections_extras"]
+ACCOUNTS_MERGE_REVIEW_EXTRAS = ["vault.status.merge_review_extras"]
 READINESS_CHECKS = ["vault.keys.readiness_problem"]
 
 # --- Security -------------------------------------------------------------------------------------

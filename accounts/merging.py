@@ -1,0 +1,247 @@
+"""Merging one profile into another, for people (after fresh proof of both) and for staff.
+
+``merge_profiles`` is the one place a merge happens: one transaction that locks both profiles,
+moves the chosen identities, lets the vault re-key or revoke tokens (``profiles_merging``),
+deletes the rest, ends the source profile's sessions and keeps it as an inactive tombstone.
+The flow state for people (which identities they just proved) lives in the session and is kept
+by the functions at the bottom.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.contrib.sessions.backends.base import SessionBase
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils.module_loading import import_string
+from social_django.models import UserSocialAuth
+
+from . import activity, notifications
+from .models import Activity, IdentityDetails, User, UserSession
+from .providers import provider_title
+from .signals import profiles_merging
+
+MERGE_SESSION_KEY = "merge_flow"
+
+
+class MergeError(Exception):
+    """A merge was refused; ``str()`` says why in words a person can act on."""
+
+    code = "merge_refused"
+
+
+class MergeConflict(MergeError):
+    """The profiles changed under us (merged, deactivated) since the merge started."""
+
+    code = "merge_conflict"
+
+
+class UnprovenIdentity(MergeError):
+    code = "unproven_identity"
+
+
+@dataclass
+class MergePlan:
+    """What a merge of ``source`` into ``into`` would do; shown before anything happens."""
+
+    into: User
+    source: User
+    move: list[UserSocialAuth]
+    drop: list[UserSocialAuth]
+    extras: dict = field(default_factory=dict)
+
+    def describe(self) -> list[str]:
+        lines = [f"Merge profile {self.source.pk} ({self.source}) into profile {self.into.pk} ({self.into})."]
+        for identity in self.move:
+            lines.append(
+                f"  move  identity {identity.pk}: {provider_title(identity.provider)} {identity.uid}"
+            )
+        for identity in self.drop:
+            lines.append(
+                f"  drop  identity {identity.pk}: {provider_title(identity.provider)} {identity.uid} "
+                "(its tokens are revoked)"
+            )
+        for label, value in self.extras.items():
+            lines.append(f"  {label}: {value}")
+        lines.append(f"  profile {self.source.pk} becomes an inactive tombstone pointing at {self.into.pk}")
+        return lines
+
+
+def merge_extras(source: User) -> dict:
+    """What other apps report about ``source`` for the review (token sets, agent keys ...)."""
+    extras: dict = {}
+    for path in getattr(settings, "ACCOUNTS_MERGE_REVIEW_EXTRAS", []):
+        extras.update(import_string(path)(source))
+    return extras
+
+
+def plan_merge(*, into: User, source: User, move_identity_ids: list[int] | None = None) -> MergePlan:
+    """Which of ``source``'s identities move (all when ``move_identity_ids`` is None) and which drop."""
+    _check_pair(into, source)
+    identities = list(UserSocialAuth.objects.filter(user=source).select_related("details").order_by("pk"))
+    wanted = None if move_identity_ids is None else {int(i) for i in move_identity_ids}
+    if wanted is not None and not wanted <= {i.pk for i in identities}:
+        raise MergeError("One of the chosen accounts is not on the other profile.")
+    move = [i for i in identities if wanted is None or i.pk in wanted]
+    drop = [i for i in identities if i not in move]
+    return MergePlan(into=into, source=source, move=move, drop=drop, extras=merge_extras(source))
+
+
+def _check_pair(into: User, source: User) -> None:
+    if into.pk == source.pk:
+        raise MergeError("A profile cannot be merged into itself.")
+    for user in (into, source):
+        if user.merged_into_id is not None or not user.is_active:
+            raise MergeConflict(f"Profile {user.pk} was already merged or deactivated; nothing was changed.")
+
+
+def merge_profiles(
+    *,
+    into: User,
+    source: User,
+    move_identity_ids: list[int] | None,
+    proven_identity_ids: set[int] | None = None,
+    actor: User | None = None,
+    request: HttpRequest | None = None,
+) -> MergePlan:
+    """Merge ``source`` into ``into`` in one transaction; a failure anywhere changes nothing.
+
+    People may move only identities they just proved (``proven_identity_ids``); staff
+    (``actor``) may move any. ``move_identity_ids=None`` moves all of them.
+    """
+    with transaction.atomic():
+        # Lock both profiles in a fixed order so opposite-direction merges cannot deadlock; the
+        # second one then sees the first one's result and is refused.
+        locked = {
+            u.pk: u
+            for u in User.objects.select_for_update().filter(pk__in=[into.pk, source.pk]).order_by("pk")
+        }
+        if len(locked) != 2 and into.pk != source.pk:
+            raise MergeConflict("One of the profiles no longer exists; nothing was changed.")
+        into, source = locked.get(into.pk, into), locked.get(source.pk, source)
+        list(UserSocialAuth.objects.select_for_update().filter(user__in=[into, source]).values_list("pk"))
+        plan = plan_merge(into=into, source=source, move_identity_ids=move_identity_ids)
+        if proven_identity_ids is not None:
+            unproven = [i.pk for i in plan.move if i.pk not in proven_identity_ids]
+            if unproven:
+                raise UnprovenIdentity(
+                    "You can only move accounts you just signed in with. Sign in with the others first, "
+                    "or leave them unticked."
+                )
+        moved_ids = [i.pk for i in plan.move]
+        dropped_ids = [i.pk for i in plan.drop]
+
+        UserSocialAuth.objects.filter(pk__in=moved_ids).update(user=into)
+        # A moved identity never becomes the default over one ``into`` already had.
+        for identity in plan.move:
+            has_default = IdentityDetails.objects.filter(
+                identity__user=into, identity__provider=identity.provider, is_default=True
+            ).exclude(identity=identity)
+            if has_default.exists():
+                IdentityDetails.objects.filter(identity=identity).update(
+                    is_default=False, created_profile=False
+                )
+            else:
+                IdentityDetails.objects.filter(identity=identity).update(created_profile=False)
+
+        profiles_merging.send(
+            sender=User,
+            source=source,
+            into=into,
+            moved_identity_ids=moved_ids,
+            dropped_identity_ids=dropped_ids,
+            actor=actor,
+        )
+        UserSocialAuth.objects.filter(pk__in=dropped_ids).delete()
+
+        source.is_active = False
+        source.merged_into = into
+        source.set_unusable_password()  # changes the session hash: any session left is invalid
+        source.save(update_fields=["is_active", "merged_into", "password"])
+        _end_sessions(source)
+
+        by = f" by staff {actor}" if actor else ""
+        activity.record(
+            kind=Activity.Kind.MERGED,
+            user=into,
+            actor=actor,
+            request=request,
+            message=f"Merged profile {source.pk} into this one{by}: moved {len(moved_ids)} account(s), "
+            f"dropped {len(dropped_ids)}",
+            data={"source": source.pk, "moved": moved_ids, "dropped": dropped_ids},
+        )
+        activity.record(
+            kind=Activity.Kind.MERGED,
+            user=source,
+            actor=actor,
+            request=request,
+            message=f"This profile was merged into profile {into.pk}{by}",
+            data={"into": into.pk, "moved": moved_ids, "dropped": dropped_ids},
+        )
+        transaction.on_commit(lambda: notifications.profiles_merged(into=into, source=source))
+    return plan
+
+
+def _end_sessions(user: User) -> None:
+    engine = import_string(f"{settings.SESSION_ENGINE}.SessionStore")
+    for record in UserSession.objects.filter(user=user):
+        store: SessionBase = engine(session_key=record.session_key)
+        store.delete()
+    UserSession.objects.filter(user=user).delete()
+
+
+# --- The person's merge flow, kept in their session --------------------------------------------
+
+MERGE_PROOF_SECONDS = 600
+
+
+def start_merge_flow(request: HttpRequest) -> None:
+    request.session[MERGE_SESSION_KEY] = {
+        "into": request.user.pk,
+        "started_at": int(time.time()),
+        "into_proved_at": None,
+        "source": None,
+        "proofs": {},
+    }
+
+
+def merge_flow(request: HttpRequest) -> dict | None:
+    """The current merge flow if it belongs to this user and is recent enough to act on."""
+    flow = request.session.get(MERGE_SESSION_KEY)
+    if not isinstance(flow, dict) or flow.get("into") != request.user.pk:
+        return None
+    if time.time() - flow.get("started_at", 0) > MERGE_PROOF_SECONDS:
+        return None
+    return flow
+
+
+def record_into_proof(session: SessionBase, user_id: int) -> None:
+    flow = session.get(MERGE_SESSION_KEY)
+    if isinstance(flow, dict) and flow.get("into") == user_id:
+        flow["into_proved_at"] = int(time.time())
+        session[MERGE_SESSION_KEY] = flow
+
+
+def record_source_proof(session: SessionBase, *, into_id: int, identity: UserSocialAuth) -> bool:
+    """Remember that the person just signed in with ``identity`` of another profile."""
+    flow = session.get(MERGE_SESSION_KEY)
+    if not isinstance(flow, dict) or flow.get("into") != into_id or not flow.get("into_proved_at"):
+        return False
+    if flow.get("source") != identity.user_id:
+        flow["source"] = identity.user_id
+        flow["proofs"] = {}
+    flow["proofs"][str(identity.pk)] = int(time.time())
+    session[MERGE_SESSION_KEY] = flow
+    return True
+
+
+def proven_identity_ids(flow: dict) -> set[int]:
+    now = time.time()
+    return {int(pk) for pk, at in (flow.get("proofs") or {}).items() if now - at <= MERGE_PROOF_SECONDS}
+
+
+def finish_merge_flow(request: HttpRequest) -> None:
+    request.session.pop(MERGE_SESSION_KEY, None)
