@@ -12,7 +12,6 @@ from typing import Any
 from django.db import transaction
 from social_core.backends.github import GithubOAuth2 as _GithubOAuth2
 from social_core.backends.google import GoogleOAuth2 as _GoogleOAuth2
-from social_core.backends.open_id_connect import OpenIdConnectAuth as _OpenIdConnectAuth
 
 GOOGLE_USERINFO_URL = "https://www.googleapis.com/oauth2/v3/userinfo"
 
@@ -102,13 +101,11 @@ class GithubOAuth2(ProviderProfileMixin, _GithubOAuth2):
         return _lower_domain(str(fallback or "")), False
 
 
-class OpenIdConnectAuth(ProviderProfileMixin, _OpenIdConnectAuth):
-    FRESH_LOGIN_ARGUMENTS = {"prompt": "login", "max_age": "0"}
+def __getattr__(name: str) -> Any:
+    # The OpenID Connect backend lives in accounts.oidc; this keeps "accounts.backends.OpenIdConnectAuth"
+    # importable. (Lazy, because accounts.oidc imports ProviderProfileMixin from this module.)
+    if name == "OpenIdConnectAuth":
+        from .oidc import OpenIdConnectAuth
 
-    def account_name(self, response: dict[str, Any]) -> str:
-        return str(response.get("preferred_username") or response.get("name") or response.get("email") or "")
-
-    def verified_email(self, response: dict[str, Any]) -> tuple[str, bool]:
-        email = _lower_domain(str(response.get("email") or ""))
-        trusted = bool(self.setting("TRUST_EMAIL_VERIFIED", False))
-        return email, trusted and bool(email) and response.get("email_verified") is True
+        return OpenIdConnectAuth
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -147,11 +147,18 @@ def unlink_identity(
     one transaction: a refusal or failure leaves the identity exactly as it was.
     """
     with transaction.atomic():
+        # Lock the profile first (a merge takes the same lock), then read: two removals, or a
+        # removal and a merge, run one after the other and each sees what the other did.
+        locked = User.objects.select_for_update(no_key=True).filter(pk=user.pk).first()
+        if locked is None or not locked.is_active:
+            raise IdentityNotFound("That linked account was not found on your profile.")
+        list(
+            UserSocialAuth.objects.select_for_update(no_key=True)
+            .filter(user=user)
+            .values_list("pk", flat=True)
+        )
         identity = get_identity(user=user, identity_id=identity_id)
-        # Lock the user's identities so two concurrent removals cannot both pass the
-        # last-method check.
-        list(UserSocialAuth.objects.select_for_update().filter(user=user).values_list("pk", flat=True))
-        check_can_disconnect(user=user, identity=identity)
+        check_can_disconnect(user=locked, identity=identity)
         details = getattr(identity, "details", None)
         result = UnlinkResult(
             provider=identity.provider,

@@ -117,12 +117,18 @@ def merge_profiles(
         # second one then sees the first one's result and is refused.
         locked = {
             u.pk: u
-            for u in User.objects.select_for_update().filter(pk__in=[into.pk, source.pk]).order_by("pk")
+            for u in User.objects.select_for_update(no_key=True)
+            .filter(pk__in=[into.pk, source.pk])
+            .order_by("pk")
         }
         if len(locked) != 2 and into.pk != source.pk:
             raise MergeConflict("One of the profiles no longer exists; nothing was changed.")
         into, source = locked.get(into.pk, into), locked.get(source.pk, source)
-        list(UserSocialAuth.objects.select_for_update().filter(user__in=[into, source]).values_list("pk"))
+        list(
+            UserSocialAuth.objects.select_for_update(no_key=True)
+            .filter(user__in=[into, source])
+            .values_list("pk")
+        )
         plan = plan_merge(into=into, source=source, move_identity_ids=move_identity_ids)
         if proven_identity_ids is not None:
             unproven = [i.pk for i in plan.move if i.pk not in proven_identity_ids]

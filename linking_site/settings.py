@@ -134,9 +134,21 @@ SOCIAL_AUTH_GOOGLE_OAUTH2_KEY = env.str("SOCIAL_AUTH_GOOGLE_OAUTH2_KEY", default
 SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET = env.str("SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET", default="")
 SOCIAL_AUTH_GITHUB_KEY = env.str("SOCIAL_AUTH_GITHUB_KEY", default="")
 SOCIAL_AUTH_GITHUB_SECRET = env.str("SOCIAL_AUTH_GITHUB_SECRET", default="")
+# OpenID Connect (docs/oidc.md): one provider with social-auth's own names (backend "oidc") ...
 SOCIAL_AUTH_OIDC_OIDC_ENDPOINT = env.str("SOCIAL_AUTH_OIDC_OIDC_ENDPOINT", default="")
 SOCIAL_AUTH_OIDC_KEY = env.str("SOCIAL_AUTH_OIDC_KEY", default="")
 SOCIAL_AUTH_OIDC_SECRET = env.str("SOCIAL_AUTH_OIDC_SECRET", default="")
+SOCIAL_AUTH_OIDC_TITLE = env.str("SOCIAL_AUTH_OIDC_TITLE", default="")
+# ... and any number of named ones: OIDC_PROVIDERS=okta,keycloak with OIDC_OKTA_ENDPOINT, _KEY, _SECRET, ...
+# (each its own backend "okta", "keycloak"; accounts.oidc turns them into SOCIAL_AUTH_<NAME>_* settings).
+from accounts.oidc import named_provider_settings as _named_oidc_providers  # noqa: E402
+
+_OIDC_NAMED = _named_oidc_providers(env)
+OIDC_PROVIDERS = _OIDC_NAMED.names
+globals().update(_OIDC_NAMED.settings)
+# http:// issuers: only with DEBUG on, or with this flag (the interop tests' local provider).
+OIDC_ALLOW_INSECURE_ISSUER = env.bool("OIDC_ALLOW_INSECURE_ISSUER", default=False)
+OIDC_VALIDATE_AT_STARTUP = env.bool("OIDC_VALIDATE_AT_STARTUP", default=True)
 
 if SANDBOX_PROVIDERS:
     # The sandbox accepts these fixed client credentials; real ones are never needed for it.
@@ -156,7 +168,8 @@ if SOCIAL_AUTH_GOOGLE_OAUTH2_KEY:
 if SOCIAL_AUTH_GITHUB_KEY:
     AUTHENTICATION_BACKENDS.append(_GITHUB_BACKEND)
 if SOCIAL_AUTH_OIDC_OIDC_ENDPOINT:
-    AUTHENTICATION_BACKENDS.append("accounts.backends.OpenIdConnectAuth")
+    AUTHENTICATION_BACKENDS.append("accounts.oidc.OpenIdConnectAuth")
+AUTHENTICATION_BACKENDS.extend(_OIDC_NAMED.backends)
 AUTHENTICATION_BACKENDS.append("django.contrib.auth.backends.ModelBackend")
 
 SOCIAL_AUTH_USER_MODEL = AUTH_USER_MODEL
@@ -176,7 +189,8 @@ SOCIAL_AUTH_GOOGLE_OAUTH2_AUTH_EXTRA_ARGUMENTS = {
 }
 SOCIAL_AUTH_GITHUB_SCOPE = ["read:user", "user:email"]
 SOCIAL_AUTH_OIDC_USE_PKCE = True
-SOCIAL_AUTH_OIDC_SCOPE = ["offline_access"]
+# Scopes on top of openid, profile, email and offline_access (which accounts.oidc always asks for).
+SOCIAL_AUTH_OIDC_SCOPE = env.str("SOCIAL_AUTH_OIDC_SCOPE", default="").replace(",", " ").split()
 # Trust an OIDC provider's email_verified claim only when the deployer says so.
 SOCIAL_AUTH_OIDC_TRUST_EMAIL_VERIFIED = env.bool("SOCIAL_AUTH_OIDC_TRUST_EMAIL_VERIFIED", default=False)
 

@@ -72,7 +72,7 @@ def test_verified_email_rules_per_provider(settings):
     assert oidc.verified_email({"email": "a@example.com", "email_verified": "true"})[1] is False
     # No Unicode folding: a look-alike address is a different address.
     assert (
-        google.verified_email({"email": "аlice@example.com", "email_verified": True})[0]
+        google.verified_email({"email": "\u0430lice@example.com", "email_verified": True})[0]
         != "alice@example.com"
     )
 
@@ -277,10 +277,43 @@ def test_merge_after_fresh_proof_of_both(client, django_capture_on_commit_callba
     assert Activity.objects.filter(user=other, kind=Activity.Kind.MERGED).exists()
     assert {m.subject for m in mail.outbox} >= {"Another profile was merged into yours"}
     assert any("Merged the other profile" in m for m in messages_on(client))
+    # Its token set moved too, re-encrypted for its new owner: Alice gets a working token.
+    from sandbox import state as sandbox_state
+    from vault import get_access_token
+
+    token = get_access_token(alice, "google-oauth2")
+    assert sandbox_state.token_is_active("google", token.access_token)
     # The merged identity now signs in to Alice's profile.
     c = Client()
     sign_in(c, "google-oauth2", email="alice@example.com")
     assert c.get("/settings/connections/").context["user"] == alice
+
+
+def test_unticked_identities_are_dropped_and_their_tokens_revoked(client, django_capture_on_commit_callbacks):
+    from sandbox import state as sandbox_state
+    from vault.models import TokenSet
+
+    sign_in(client, "github", email="alice@example.com", name="Alice A")
+    alice = User.objects.get()
+    other = _separate_profile("alice@example.com", "google-oauth2")
+    other_client = Client()
+    sign_in(other_client, "google-oauth2", email="alice@example.com")
+    round_trip(other_client, "github", email="alice-other@example.com")  # a second account there
+    dropped = other.social_auth.get(provider="github")
+    moved = other.social_auth.get(provider="google-oauth2")
+    dropped_set = TokenSet.objects.get(identity=dropped)
+    dropped_token = dropped_set.read_access_token()
+    assert sandbox_state.token_is_active("github", dropped_token)
+
+    client.post("/settings/merge/start/")
+    round_trip(client, "github", email="alice@example.com", purpose="reauth", next="/settings/merge/prove/")
+    round_trip(client, "google-oauth2", email="alice@example.com", purpose="merge_proof")
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/settings/merge/confirm/", {"identity": [moved.pk]})
+    assert not UserSocialAuth.objects.filter(pk=dropped.pk).exists()
+    assert UserSocialAuth.objects.get(pk=moved.pk).user_id == alice.pk
+    assert not sandbox_state.token_is_active("github", dropped_token)  # revoked at the provider
+    assert other_client.get("/settings/connections/").status_code == 302  # its sessions ended
 
 
 def test_merge_form_with_an_unproven_identity_is_refused(client):
@@ -393,6 +426,8 @@ def test_merge_racing_a_disconnect_loses_nothing():
             outcomes.append("merged")
         except merging.MergeError:
             outcomes.append("merge refused")
+        except Exception as error:  # report, so the assertion shows what went wrong
+            outcomes.append(f"merge crashed: {error!r}")
         finally:
             connection.close()
 

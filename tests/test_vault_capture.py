@@ -46,7 +46,9 @@ def test_github_sign_in_stores_encrypted_tokens_with_absolute_expiry(client, set
     assert token_set.owner_id == identity.user_id
     assert token_set.token_type == "bearer"
     ttl = settings.SANDBOX_TOKEN_TTL
-    assert before + timedelta(seconds=ttl - 5) <= token_set.expires_at <= timezone.now() + timedelta(seconds=ttl)
+    assert (
+        before + timedelta(seconds=ttl - 5) <= token_set.expires_at <= timezone.now() + timedelta(seconds=ttl)
+    )
     # GitHub App tokens list no scopes (scope=""), so the requested ones are shown, flagged as such.
     assert token_set.scopes == ["read:user", "user:email"] and token_set.scopes_reported is False
 
@@ -80,7 +82,9 @@ def test_insufficient_scope_link_grants_the_missing_scope_incrementally(client):
     offer = client.get(path)
     assert b'data-connect-offer="google-oauth2"' in offer.content and b"<code>profile</code>" in offer.content
     # The offer's form posts the scope to begin; Google is asked for it on top of the configured ones.
-    round_trip(client, "google-oauth2", email="alice@example.com", scope="profile", next="/settings/connections/")
+    round_trip(
+        client, "google-oauth2", email="alice@example.com", scope="profile", next="/settings/connections/"
+    )
     token = vault.get_access_token(user, "google-oauth2", scopes=["profile"])
     assert "https://www.googleapis.com/auth/userinfo.profile" in token.scopes
     assert UserSocialAuth.objects.count() == 1
@@ -108,7 +112,12 @@ def test_capture_service_never_wipes_a_refresh_token_and_parses_comma_scopes(cli
     identity = UserSocialAuth.objects.get()
     token_set = capture_tokens(
         identity=identity,
-        response={"access_token": "gho_new", "refresh_token": None, "scope": "repo,read:org", "expires_in": 60},
+        response={
+            "access_token": "gho_new",
+            "refresh_token": None,
+            "scope": "repo,read:org",
+            "expires_in": 3600,
+        },
     )
     access, refresh = stored_tokens(token_set)
     assert access == "gho_new" and refresh.startswith("ghr_")

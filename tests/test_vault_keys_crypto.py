@@ -174,7 +174,7 @@ def test_ciphertext_copied_to_another_row_with_sql_fails_and_is_never_returned(c
     table = TokenSet._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET access_token_encrypted = (SELECT access_token_encrypted FROM {table} "  # noqa: S608
+            f"UPDATE {table} SET access_token_encrypted = (SELECT access_token_encrypted FROM {table} "
             "WHERE id = %s) WHERE id = %s",
             [bob_set.pk, alice_set.pk],
         )

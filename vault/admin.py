@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 from accounts.providers import provider_title
@@ -90,11 +91,11 @@ class TokenSetAdmin(admin.ModelAdmin):
     def identity_link(self, obj: TokenSet) -> str:
         if obj.identity_id is None:
             return "removed (revocation pending)"
-        return format_html(
-            '<a href="/admin/social_django/usersocialauth/{}/change/">#{}</a>',
-            obj.identity_id,
-            obj.identity_id,
-        )
+        try:
+            url = reverse("admin:social_django_usersocialauth_change", args=[obj.identity_id])
+        except NoReverseMatch:
+            return f"#{obj.identity_id}"
+        return format_html('<a href="{}">#{}</a>', url, obj.identity_id)
 
     @admin.display(description="granted scopes")
     def scope_list(self, obj: TokenSet) -> str:
@@ -131,13 +132,12 @@ class TokenSetAdmin(admin.ModelAdmin):
             self.message_user(
                 request, f"Revoked and erased {results['revoked']} token set(s).", messages.SUCCESS
             )
-        for result in ("failed", "busy", "gave_up", "missing"):
-            if results.get(result):
-                self.message_user(
-                    request,
-                    f"{results[result]} token set(s): {result.replace('_', ' ')} "
-                    "(kept for vault_refresh to retry)"
-                    if result == "failed"
-                    else f"{results[result]} token set(s): {result.replace('_', ' ')}.",
-                    messages.WARNING,
-                )
+        if results.get("failed"):
+            self.message_user(
+                request,
+                f"{results['failed']} token set(s) could not be revoked yet; vault_refresh retries them.",
+                messages.WARNING,
+            )
+        others = sum(count for result, count in results.items() if result not in ("revoked", "failed"))
+        if others:
+            self.message_user(request, f"{others} token set(s) were busy or already gone.", messages.WARNING)

@@ -145,17 +145,14 @@ def attempt_revocation(
     with transaction.atomic():
         TokenSet.objects.filter(pk=token_set.pk, lease_id=lease).delete()
     messages = {
-        "revoked": f"Revoked access of the removed {title} account at {title}",
-        "already_invalid": f"The removed {title} account's tokens were already invalid at {title}",
-        "expired": f"The removed {title} account's tokens had expired; nothing left to revoke",
+        "revoked": f"Revoked the {title} account's tokens at {title}",
+        "already_invalid": f"The {title} account's tokens were already invalid at {title}",
+        "expired": f"The {title} account's tokens had expired; nothing was left to revoke",
         "unsupported": f"{title} offers no way to revoke tokens; erased here, they expire on their own",
         "relinked": f"Kept the {title} authorization: the same {title} account is linked again",
     }
-    kind = (
-        Activity.Kind.REVOKED
-        if outcome in ("revoked", "already_invalid", "expired")
-        else (Activity.Kind.REVOKE_FAILED)
-    )
+    done = outcome in ("revoked", "already_invalid", "expired")
+    kind = Activity.Kind.REVOKED if done else Activity.Kind.REVOKE_FAILED
     activity.record(
         kind=kind,
         user=owner,
@@ -186,8 +183,8 @@ def _record_failure(
             provider=token_set.provider,
             uid=token_set.uid,
             data={**data, "gave_up": True},
-            message=f"Gave up revoking the removed {title} account's access after {attempts} "
-            "attempts; it was erased here",
+            message=f"Gave up revoking the {title} account's tokens after {attempts} attempts; "
+            "they were erased here",
         )
         logger.error(
             "Token set %s (%s): gave up revoking after %d attempts (%s)",
@@ -214,7 +211,7 @@ def _record_failure(
         provider=token_set.provider,
         uid=token_set.uid,
         data=data,
-        message=f"Could not revoke the removed {title} account's access at {title} yet; it will be retried",
+        message=f"Could not revoke the {title} account's tokens at {title} yet; they will be retried",
     )
     logger.warning(
         "Token set %s (%s): revocation failed (%s), attempt %d; retry in %d s",

@@ -68,3 +68,15 @@ def connections_extras(user) -> dict[int, dict[str, Any]]:
             token_set = None
         extras[identity.pk] = token_status(token_set, provider=identity.provider, now=now)
     return extras
+
+
+def merge_review_extras(source) -> dict[str, str]:
+    """For the merge review (``ACCOUNTS_MERGE_REVIEW_EXTRAS``): what happens to ``source``'s tokens."""
+    token_sets = list(TokenSet.objects.filter(identity__user=source).values_list("status", flat=True))
+    if not token_sets:
+        return {"stored tokens": "none"}
+    reconnect = sum(status == TokenSet.Status.RECONNECT_REQUIRED for status in token_sets)
+    summary = f"{len(token_sets)} token set(s)"
+    if reconnect:
+        summary += f" ({reconnect} need reconnecting)"
+    return {"stored tokens": f"{summary}; moved accounts keep theirs, dropped accounts' are revoked"}

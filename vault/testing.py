@@ -32,7 +32,9 @@ def stored_tokens(token_set: TokenSet) -> tuple[str, str]:
 
 def expire(token_set: TokenSet, *, seconds_ago: int = 5) -> None:
     """Make the stored access token expired, as if its lifetime had passed."""
-    TokenSet.objects.filter(pk=token_set.pk).update(expires_at=timezone.now() - timedelta(seconds=seconds_ago))
+    TokenSet.objects.filter(pk=token_set.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=seconds_ago)
+    )
 
 
 def let_pause_pass(token_set: TokenSet) -> None:
@@ -40,7 +42,9 @@ def let_pause_pass(token_set: TokenSet) -> None:
     TokenSet.objects.filter(pk=token_set.pk).update(retry_not_before=timezone.now() - timedelta(seconds=1))
 
 
-def patch_transport(monkeypatch, *, when: Callable[[str, str], bool], answer: Callable[[Any, Any], Any]) -> list:
+def patch_transport(
+    monkeypatch, *, when: Callable[[str, str], bool], answer: Callable[[Any, Any], Any]
+) -> list:
     """Intercept ``requests`` calls matching ``when(method, url)``; ``answer(adapter, request)`` replies.
 
     Works on top of the sandbox transport (``sandbox.testing``); the list it returns records the
@@ -55,8 +59,9 @@ def patch_transport(monkeypatch, *, when: Callable[[str, str], bool], answer: Ca
         if when(request.method or "", request.url or ""):
             seen.append((request.method, request.url))
             return answer(self, request, timeout=timeout, original=original_send)
-        return original_send(self, request, stream=stream, timeout=timeout, verify=verify, cert=cert,
-                             proxies=proxies)
+        return original_send(
+            self, request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+        )
 
     monkeypatch.setattr(DjangoTestserverAdapter, "send", send)
     return seen
@@ -102,7 +107,7 @@ def run_in_threads(count: int, target: Callable[[], Any]) -> tuple[list[Any], li
         try:
             barrier.wait(timeout=30)
             value = target()
-        except BaseException as error:  # noqa: BLE001 - reported to the test
+        except BaseException as error:  # reported to the test
             with lock:
                 failures.append(error)
         else:

@@ -76,7 +76,6 @@ REAUTH_CODES = frozenset(
 )
 REAUTH_PROVIDER_CODES = frozenset({"invalid_grant", "bad_refresh_token", "invalid_token"})
 CONFIG_PROVIDER_CODES = frozenset({"invalid_client", "incorrect_client_credentials", "unauthorized_client"})
-OUTAGE_CODES = frozenset({"timeout", "connection_failed", "unavailable", "rate_limited"})
 
 
 @dataclass(frozen=True)
@@ -155,7 +154,8 @@ def get_access_token(
         expires_in = max(0, math.floor((token_set.expires_at - timezone.now()).total_seconds()))
     return AccessToken(
         access_token=access_token,
-        token_type=token_set.token_type or "Bearer",
+        # RFC 6750 bearer tokens: GitHub spells the type "bearer"; callers get one spelling.
+        token_type="Bearer" if token_set.token_type.lower() in ("", "bearer") else token_set.token_type,
         expires_at=token_set.expires_at,
         expires_in=expires_in,
         scopes=tuple(token_set.scopes or ()),
@@ -287,6 +287,31 @@ def capture_tokens(
     return token_set
 
 
+@sensitive_variables()
+def rebind_owner(*, identity_id: int, owner_id: int) -> bool:
+    """Re-encrypt an identity's token set bound to ``owner_id`` (after the identity moved users).
+
+    Returns whether it was re-bound; a value that does not decrypt is left as it is (logged).
+    """
+    with transaction.atomic():
+        token_set = _lock(TokenSet.objects.filter(identity_id=identity_id)).first()
+        if token_set is None or token_set.owner_id == owner_id:
+            return False
+        try:
+            access_token, refresh_token = token_set.read_access_token(), token_set.read_refresh_token()
+        except errors.VaultUnavailable as error:
+            logger.error(
+                "Token set %s could not be re-bound to its new owner (%s)", token_set.pk, type(error).__name__
+            )
+            return False
+        token_set.owner_id = owner_id
+        token_set.set_tokens(access_token=access_token, refresh_token=refresh_token or None)
+        token_set.version += 1
+        token_set.save()
+    logger.info("Token set %s re-bound to user %s", token_set.pk, owner_id)
+    return True
+
+
 # --- identity and token set lookup ------------------------------------------------------------------
 
 
@@ -376,11 +401,10 @@ def _check_scopes(token_set: TokenSet, requested: list[str]) -> None:
 
 def _reauth_error(token_set: TokenSet, requested: Iterable[str] = ()) -> errors.ReauthorizationRequired:
     title = provider_title(token_set.provider)
-    wanted = list(dict.fromkeys([*requested, *(token_set.scopes or [])]))
     return errors.ReauthorizationRequired(
         f"{title} no longer accepts this account's stored authorization; connect it again.",
         connection=token_set.provider,
-        authorize_url=errors.authorize_url(token_set.provider, wanted[:30]),
+        authorize_url=errors.authorize_url(token_set.provider, requested),
     )
 
 
@@ -595,20 +619,24 @@ def _refresh_with_lease(ctx: _Context) -> tuple[TokenSet, bool]:
 
     error: errors.TokenVaultError | None = None
     lost = ""
-    with transaction.atomic():
-        current = TokenSet.objects.filter(pk=token_set.pk).first()
-        if current is None or current.identity_id != ctx.identity_id:
-            lost = "removed"
-        elif not _still_owned(ctx):
-            lost = "moved"
-        elif current.lease_id != lease:
-            lost = "lease"
-        else:
-            error = _apply_outcome(current, outcome, ctx)
-        if lost == "removed" and outcome.kind == "success":
-            # The identity went away while the provider answered: these fresh tokens belong to
-            # nobody now, so they go straight to revocation rather than into any token set.
-            _detach_fresh_tokens(token_set, outcome, ctx)
+    try:
+        with transaction.atomic():
+            current = TokenSet.objects.filter(pk=token_set.pk).first()
+            if current is None or current.identity_id != ctx.identity_id:
+                lost = "removed"
+            elif not _still_owned(ctx):
+                lost = "moved"
+            elif current.lease_id != lease:
+                lost = "lease"
+            else:
+                error = _apply_outcome(current, outcome, ctx)
+            if lost == "removed" and outcome.kind == "success":
+                # The identity went away while the provider answered: these fresh tokens belong to
+                # nobody now, so they go straight to revocation rather than into any token set.
+                _detach_fresh_tokens(token_set, outcome, ctx)
+    except BaseException:
+        _release_lease(token_set.pk, lease)
+        raise
     if lost:
         if lost != "lease":
             _release_lease(token_set.pk, lease)

@@ -1,0 +1,901 @@
+"""OpenID Connect providers: configuration, the backend class, and start-up checks.
+
+Any standards-compliant OpenID Connect provider (Okta, Keycloak, Entra ID, ...) is a social-auth
+backend here. Two ways to configure them (docs/oidc.md has the details):
+
+* one provider, with social-auth's own names: ``SOCIAL_AUTH_OIDC_OIDC_ENDPOINT`` / ``_KEY`` /
+  ``_SECRET`` (backend ``oidc``, callback ``/complete/oidc/``);
+* several, each named: ``OIDC_PROVIDERS=okta,keycloak`` and per provider ``OIDC_OKTA_ENDPOINT``,
+  ``OIDC_OKTA_KEY``, ``OIDC_OKTA_SECRET`` (and optional ``_TITLE``, ``_SCOPES``,
+  ``_TRUST_EMAIL_VERIFIED``, ...). Each becomes its own backend (``okta``, callback
+  ``/complete/okta/``) whose class this module makes on demand: ``accounts.oidc.OIDC_okta``
+  (``-`` in a name becomes ``_`` in the class name: ``entra-id`` -> ``OIDC_entra_id``).
+
+``settings.py`` calls :func:`named_provider_settings` to turn the environment into social-auth
+settings (``SOCIAL_AUTH_<NAME>_*``) and backend paths.
+
+The backend keeps social-core's OpenID Connect code (state, nonce, discovery and JWKS caching,
+``at_hash``, refresh continuity) and tightens what it leaves open: PKCE S256 always; only the
+asymmetric ID-token algorithms the provider advertises (``alg: none`` and HS256 signed with the
+client secret are refused); a JWKS key must fit the token's algorithm; extra ID-token audiences are
+refused unless trusted; the RFC 9207 ``iss`` authorization-response parameter is checked; UserInfo
+must name the ID token's subject; discovery must name the configured issuer; ``offline_access``
+(with ``prompt=consent``) is asked for so a refresh token is issued; refresh authenticates the
+client the same way as the code exchange. The vault checks a refreshed ID token with
+:meth:`OpenIdConnectAuth.validate_refreshed_id_token`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import jwt
+import requests
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, register
+from django.core.checks import Warning as CheckWarning
+from django.core.exceptions import ImproperlyConfigured
+from jwt.utils import base64url_decode
+from requests.auth import HTTPBasicAuth
+from social_core.backends.open_id_connect import OpenIdConnectAuth as _OpenIdConnectAuth
+from social_core.backends.utils import OIDCDiscoveryMixin, jwt_error
+from social_core.exceptions import (
+    AuthConfigurationError,
+    AuthResponseError,
+    SocialAuthBaseException,
+)
+from social_core.utils import constant_time_compare
+
+from .backends import ProviderProfileMixin, _lower_domain
+
+logger = logging.getLogger(__name__)
+
+#: ID-token signature algorithms this site accepts (when the provider advertises them): asymmetric
+#: only, so a token signed with the client secret (HS*) or unsigned (``none``) never verifies.
+ASYMMETRIC_ALGORITHMS = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+)
+_KEY_TYPE_FOR_ALGORITHM = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
+
+#: A provider name: lower-case letters and digits, single hyphens inside; it is the backend name,
+#: the callback path segment and (upper-cased, ``-`` -> ``_``) the settings and environment prefix.
+NAME_PATTERN = re.compile(r"^[a-z](?:[a-z0-9]|-(?=[a-z0-9])){0,31}$")
+
+#: Names a named provider may not take: ``oidc`` is the single-provider backend, ``vault`` is
+#: social-core's own backend (``SOCIAL_AUTH_VAULT_*``), the others are this site's backends or
+#: would make ``SOCIAL_AUTH_<NAME>_*`` collide with social-auth's global settings.
+RESERVED_NAMES = frozenset(
+    {
+        "oidc",
+        "vault",
+        "google-oauth2",
+        "github",
+        "sandbox",
+        "admin",
+        "login",
+        "new",
+        "pipeline",
+        "disconnect",
+        "user",
+        "url",
+        "urls",
+        "raise",
+        "redirect",
+        "requests",
+        "protected",
+        "sanitize",
+        "strategy",
+        "storage",
+        "clean",
+        "trailing",
+        "inactive",
+        "allowed",
+        "whitelisted",
+        "revoke",
+        "fields",
+    }
+)
+
+#: Class-name prefix of named providers' backends (``accounts.oidc.OIDC_<name>``).
+CLASS_PREFIX = "OIDC_"
+TOKEN_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f", ""}
+
+
+# --- configuration from the environment -----------------------------------------------------------
+
+
+def setting_prefix(name: str) -> str:
+    """``okta`` -> ``OKTA``; ``entra-id`` -> ``ENTRA_ID`` (how social-auth names settings)."""
+    return name.upper().replace("-", "_")
+
+
+def class_name(name: str) -> str:
+    return CLASS_PREFIX + name.replace("-", "_")
+
+
+def backend_path(name: str) -> str:
+    """The AUTHENTICATION_BACKENDS entry of a named provider."""
+    return f"{__name__}.{class_name(name)}"
+
+
+def split_list(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """Space- and/or comma-separated words, in order, without duplicates."""
+    if value is None:
+        return []
+    words = value if isinstance(value, list | tuple) else str(value).replace(",", " ").split()
+    out: list[str] = []
+    for word in words:
+        word = str(word).strip()
+        if word and word not in out:
+            out.append(word)
+    return out
+
+
+def check_name(name: str) -> None:
+    if not NAME_PATTERN.match(name):
+        raise ImproperlyConfigured(
+            f"OIDC_PROVIDERS: {name!r} is not a valid provider name. Use lower-case letters and digits, "
+            "with single hyphens inside (for example 'okta' or 'entra-id'); at most 32 characters."
+        )
+    if name in RESERVED_NAMES:
+        hint = (
+            " For a single provider named 'oidc' use SOCIAL_AUTH_OIDC_OIDC_ENDPOINT / _KEY / _SECRET."
+            if name == "oidc"
+            else ""
+        )
+        raise ImproperlyConfigured(f"OIDC_PROVIDERS: the name {name!r} is reserved; pick another one.{hint}")
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """One named provider, as read from ``OIDC_<NAME>_*``."""
+
+    name: str
+    endpoint: str
+    key: str
+    secret: str
+    title: str = ""
+    scopes: list[str] = field(default_factory=list)
+    trust_email_verified: bool = False
+    offline_access: bool = True
+    consent_prompt: bool = True
+    trusted_audiences: list[str] = field(default_factory=list)
+    token_auth_method: str = ""
+
+    @property
+    def backend(self) -> str:
+        return backend_path(self.name)
+
+    def settings(self) -> dict[str, Any]:
+        """The social-auth settings of this provider's backend (``SOCIAL_AUTH_<NAME>_*``)."""
+        prefix = f"SOCIAL_AUTH_{setting_prefix(self.name)}_"
+        return {
+            prefix + "OIDC_ENDPOINT": self.endpoint,
+            prefix + "KEY": self.key,
+            prefix + "SECRET": self.secret,
+            prefix + "TITLE": self.title or self.name.replace("-", " ").title(),
+            prefix + "SCOPE": list(self.scopes),
+            prefix + "TRUST_EMAIL_VERIFIED": self.trust_email_verified,
+            prefix + "OFFLINE_ACCESS": self.offline_access,
+            prefix + "CONSENT_PROMPT": self.consent_prompt,
+            prefix + "TRUSTED_AUDIENCES": list(self.trusted_audiences),
+            prefix + "TOKEN_ENDPOINT_AUTH_METHOD": self.token_auth_method,
+            prefix + "USE_PKCE": True,
+        }
+
+
+@dataclass(frozen=True)
+class NamedProviders:
+    providers: list[ProviderConfig]
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.providers]
+
+    @property
+    def backends(self) -> list[str]:
+        return [p.backend for p in self.providers]
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for provider in self.providers:
+            merged.update(provider.settings())
+        return merged
+
+
+def _bool(environ: Any, name: str, default: bool) -> bool:
+    raw = _get(environ, name)
+    if raw is None:
+        return default
+    value = str(raw).strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be on or off (got {raw!r}).")
+
+
+def _get(environ: Any, name: str) -> str | None:
+    """Read from an ``environ.Env`` (django-environ) or a plain mapping such as ``os.environ``."""
+    if hasattr(environ, "str") and callable(environ.str):
+        value = environ.str(name, default=None)
+    else:
+        value = environ.get(name)
+    return None if value is None else str(value)
+
+
+def named_provider_settings(environ: Any) -> NamedProviders:
+    """Read ``OIDC_PROVIDERS`` and each provider's ``OIDC_<NAME>_*`` variables.
+
+    ``environ`` is settings' ``environ.Env`` or any mapping of variable names to strings. Anything
+    malformed or missing raises ``ImproperlyConfigured`` naming the variable.
+    """
+    names = split_list(_get(environ, "OIDC_PROVIDERS") or "")
+    providers = []
+    for name in names:
+        check_name(name)
+        prefix = f"OIDC_{setting_prefix(name)}_"
+        values = {}
+        for required in ("ENDPOINT", "KEY", "SECRET"):
+            value = (_get(environ, prefix + required) or "").strip()
+            if not value:
+                raise ImproperlyConfigured(
+                    f"OIDC_PROVIDERS lists {name!r} but {prefix}{required} is not set."
+                    + (
+                        " It is the issuer URL: discovery is read from"
+                        " <issuer>/.well-known/openid-configuration."
+                        if required == "ENDPOINT"
+                        else ""
+                    )
+                )
+            values[required] = value
+        endpoint = values["ENDPOINT"]
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("https", "http") or not parts.netloc or parts.query or parts.fragment:
+            raise ImproperlyConfigured(
+                f"{prefix}ENDPOINT must be the provider's issuer URL, like https://idp.example.com/realms/x "
+                f"(got {endpoint!r})."
+            )
+        method = (_get(environ, prefix + "TOKEN_AUTH_METHOD") or "").strip()
+        if method and method not in TOKEN_AUTH_METHODS:
+            raise ImproperlyConfigured(
+                f"{prefix}TOKEN_AUTH_METHOD must be one of {', '.join(TOKEN_AUTH_METHODS)} (got {method!r})."
+            )
+        scopes = [s for s in split_list(_get(environ, prefix + "SCOPES")) if s != "openid"]
+        providers.append(
+            ProviderConfig(
+                name=name,
+                endpoint=endpoint,
+                key=values["KEY"],
+                secret=values["SECRET"],
+                title=(_get(environ, prefix + "TITLE") or "").strip(),
+                scopes=scopes,
+                trust_email_verified=_bool(environ, prefix + "TRUST_EMAIL_VERIFIED", False),
+                offline_access=_bool(environ, prefix + "OFFLINE_ACCESS", True),
+                consent_prompt=_bool(environ, prefix + "CONSENT_PROMPT", True),
+                trusted_audiences=split_list(_get(environ, prefix + "TRUSTED_AUDIENCES")),
+                token_auth_method=method,
+            )
+        )
+    return NamedProviders(providers)
+
+
+def insecure_issuer_allowed() -> bool:
+    """``http://`` issuers are accepted only in development (DEBUG) or when explicitly allowed."""
+    return bool(settings.DEBUG or getattr(settings, "OIDC_ALLOW_INSECURE_ISSUER", False))
+
+
+def _same_issuer(discovered: Any, configured: str) -> bool:
+    # OpenID Connect Discovery 4.3: the discovered issuer is the URL discovery was read from.
+    # Tolerate only a trailing slash (the discovery URL is built without it).
+    return isinstance(discovered, str) and discovered.rstrip("/") == configured.rstrip("/")
+
+
+def discovery_problems(
+    document: Any, *, configured_issuer: str, allow_insecure: bool, offline_access: bool = True
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """What is wrong with a discovery document for this site: ``(errors, warnings)``.
+
+    Each entry is ``(check id suffix, message)``; the system check and the backend both use this.
+    """
+    errors: list[tuple[str, str]] = []
+    warnings: list[tuple[str, str]] = []
+    if not isinstance(document, dict):
+        return [("E003", "the discovery document is not a JSON object")], []
+    issuer = document.get("issuer")
+    if not _same_issuer(issuer, configured_issuer):
+        errors.append(
+            (
+                "E004",
+                f"discovery names the issuer {issuer!r}, not the configured {configured_issuer!r} "
+                "(set the endpoint to exactly the provider's issuer URL)",
+            )
+        )
+    response_types = document.get("response_types_supported") or []
+    grant_types = document.get("grant_types_supported") or ["authorization_code", "implicit"]
+    if "code" not in response_types or "authorization_code" not in grant_types:
+        errors.append(
+            (
+                "E005",
+                "the provider does not support the authorization code flow "
+                f"(response_types_supported={response_types!r}, grant_types_supported={grant_types!r})",
+            )
+        )
+    missing = [
+        key
+        for key in ("authorization_endpoint", "token_endpoint", "jwks_uri", "userinfo_endpoint")
+        if not isinstance(document.get(key), str) or not document.get(key)
+    ]
+    if missing:
+        errors.append(("E006", f"discovery has no {', '.join(missing)}"))
+    if not allow_insecure:
+        insecure = [
+            key
+            for key in (
+                "issuer",
+                "authorization_endpoint",
+                "token_endpoint",
+                "jwks_uri",
+                "userinfo_endpoint",
+                "revocation_endpoint",
+            )
+            if isinstance(document.get(key), str) and urlsplit(document[key]).scheme != "https"
+        ]
+        if insecure:
+            errors.append(
+                (
+                    "E002",
+                    f"{', '.join(insecure)} not HTTPS "
+                    "(http:// is allowed only with DEBUG or OIDC_ALLOW_INSECURE_ISSUER)",
+                )
+            )
+    algorithms = document.get("id_token_signing_alg_values_supported")
+    if not isinstance(algorithms, list):
+        algorithms = ["RS256"]
+    if not [alg for alg in algorithms if alg in ASYMMETRIC_ALGORITHMS]:
+        errors.append(
+            (
+                "E007",
+                f"the provider signs ID tokens only with {algorithms!r}; this site accepts only "
+                f"{', '.join(ASYMMETRIC_ALGORITHMS)}",
+            )
+        )
+    methods = document.get("code_challenge_methods_supported")
+    if isinstance(methods, list) and "S256" not in methods:
+        errors.append(("E008", f"the provider does not support PKCE S256 (it lists {methods!r})"))
+    if not document.get("revocation_endpoint"):
+        warnings.append(
+            ("W001", "discovery advertises no revocation_endpoint: tokens cannot be revoked on disconnect")
+        )
+    scopes = document.get("scopes_supported")
+    if offline_access and isinstance(scopes, list) and "offline_access" not in scopes:
+        warnings.append(
+            (
+                "W002",
+                "scopes_supported lacks offline_access: the provider may issue no refresh token "
+                "(set OIDC_<NAME>_OFFLINE_ACCESS=off if it issues them another way)",
+            )
+        )
+    return errors, warnings
+
+
+# --- the backend ------------------------------------------------------------------------------------
+
+#: Settings the site fixes for every OIDC backend, whatever the environment says.
+_PINNED_SETTINGS = {"USE_PKCE": True, "PKCE_CODE_CHALLENGE_METHOD": "S256"}
+
+
+class OpenIdConnectAuth(ProviderProfileMixin, _OpenIdConnectAuth):
+    """Any OpenID Connect provider; ``name`` ``oidc`` here, one subclass per named provider."""
+
+    name = "oidc"
+    title = "OpenID Connect"
+    FRESH_LOGIN_ARGUMENTS = {"prompt": "login", "max_age": "0"}
+    DEFAULT_USE_PKCE = True
+    PKCE_DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+    #: Clock skew tolerated on ``exp``/``iat``/``nbf``, seconds.
+    JWT_LEEWAY = 30
+    #: An ID token older than this (``iat``) is refused, seconds.
+    ID_TOKEN_MAX_AGE = 600
+
+    def setting(self, name: str, default: Any = None) -> Any:
+        if name in _PINNED_SETTINGS:
+            return _PINNED_SETTINGS[name]
+        return super().setting(name, default)
+
+    # --- profile (the strict per-provider rules of ProviderProfileMixin) ---------------------------
+
+    def account_name(self, response: dict[str, Any]) -> str:
+        return str(response.get("preferred_username") or response.get("name") or response.get("email") or "")
+
+    def verified_email(self, response: dict[str, Any]) -> tuple[str, bool]:
+        email = _lower_domain(str(response.get("email") or ""))
+        trusted = bool(self.setting("TRUST_EMAIL_VERIFIED", False))
+        return email, trusted and bool(email) and response.get("email_verified") is True
+
+    # --- discovery ---------------------------------------------------------------------------------
+
+    def configured_issuer(self) -> str:
+        endpoint = self.setting("OIDC_ENDPOINT", self.OIDC_ENDPOINT) or ""
+        if not isinstance(endpoint, str) or not endpoint:
+            raise AuthConfigurationError(
+                self, parameter="OIDC_ENDPOINT", code="missing_setting", stage="begin"
+            )
+        return endpoint
+
+    def oidc_endpoint(self) -> str:
+        return self.configured_issuer().rstrip("/")
+
+    def oidc_config(self) -> dict:
+        config = super().oidc_config()
+        errors, _warnings = discovery_problems(
+            config,
+            configured_issuer=self.configured_issuer(),
+            allow_insecure=insecure_issuer_allowed(),
+            offline_access=False,
+        )
+        if errors:
+            # The cached document stays (so the check is cheap); every use refuses it.
+            raise AuthConfigurationError(
+                self,
+                f"OpenID Connect provider {self.name!r} is misconfigured: {errors[0][1]}",
+                parameter="OIDC_ENDPOINT",
+                code="invalid_setting",
+                stage="begin",
+            )
+        return config
+
+    # --- the authorization request -----------------------------------------------------------------
+
+    def get_scope(self) -> list[str]:
+        scope = [s for s in super().get_scope() if s != "openid"]
+        scope.insert(0, "openid")
+        if self.setting("OFFLINE_ACCESS", True) and "offline_access" not in scope:
+            scope.append("offline_access")
+        return scope
+
+    def auth_extra_arguments(self) -> dict[str, str]:
+        extra = dict(super().auth_extra_arguments())
+        if "offline_access" in self.get_scope() and self.setting("CONSENT_PROMPT", True):
+            # OpenID Connect Core 11: offline_access is ignored unless the user is asked to consent.
+            prompt = extra.get("prompt", "").split()
+            if "consent" not in prompt:
+                prompt.append("consent")
+            extra["prompt"] = " ".join(prompt)
+        return extra
+
+    # --- the authorization response (RFC 9207) ---------------------------------------------------
+
+    def auth_complete(self, *args: Any, **kwargs: Any) -> Any:
+        self.validate_response_issuer()
+        return super().auth_complete(*args, **kwargs)
+
+    def validate_response_issuer(self) -> None:
+        """RFC 9207: the ``iss`` of the authorization response must be this provider's issuer.
+
+        Required when discovery says ``authorization_response_iss_parameter_supported``; compared
+        whenever present. Checked before the code is used, so a mix-up sends no code anywhere.
+        """
+        iss = self.data.get("iss")
+        advertised = self.oidc_config().get("authorization_response_iss_parameter_supported") is True
+        if iss is None or iss == "":
+            if advertised:
+                raise AuthResponseError(
+                    self,
+                    "The authorization response has no iss parameter (RFC 9207)",
+                    claim="iss",
+                    code="missing_claim",
+                    stage="callback",
+                )
+            return
+        expected = self.id_token_issuer()
+        if not isinstance(iss, str) or not constant_time_compare(iss, expected):
+            raise AuthResponseError(
+                self,
+                "The authorization response comes from another issuer (RFC 9207 iss)",
+                claim="iss",
+                code="invalid_claim",
+                stage="callback",
+            )
+
+    # --- the ID token ----------------------------------------------------------------------------
+
+    def allowed_signing_algorithms(self) -> list[str]:
+        """Asymmetric algorithms the provider advertises for ID tokens (RS256 when it says none)."""
+        advertised = self.oidc_config().get("id_token_signing_alg_values_supported")
+        if not isinstance(advertised, list):
+            advertised = ["RS256"]
+        return [alg for alg in advertised if alg in ASYMMETRIC_ALGORITHMS]
+
+    @staticmethod
+    def _key_fits(key: dict[str, Any], alg: str, kid: str | None) -> bool:
+        if key.get("kty") != _KEY_TYPE_FOR_ALGORITHM.get(alg[:2]):
+            return False
+        if key.get("use") not in (None, "sig") or key.get("alg") not in (None, alg):
+            return False
+        return kid is None or key.get("kid") == kid
+
+    def _verifying_key(self, id_token: str, alg: str, kid: str | None) -> jwt.PyJWK | None:
+        """The JWKS key that verifies ``id_token``'s signature, or None.
+
+        An unknown ``kid`` (the provider rotated its keys) re-fetches the JWKS once; a known key
+        with a bad signature does not.
+        """
+        uri = self.jwks_uri()
+        signing_input, _, signature = id_token.rpartition(".")
+        try:
+            raw_signature = base64url_decode(signature.encode("ascii"))
+        except (ValueError, UnicodeEncodeError):
+            return None
+        keys = self.get_jwks_keys_for_uri(uri)
+        for attempt in (1, 2):
+            candidates = [key for key in keys if isinstance(key, dict) and self._key_fits(key, alg, kid)]
+            for candidate in candidates:
+                try:
+                    jwk = jwt.PyJWK(candidate, algorithm=alg)
+                    if jwk.Algorithm.verify(signing_input.encode("ascii"), jwk.key, raw_signature):
+                        return jwk
+                except (jwt.PyJWTError, ValueError, TypeError):
+                    continue
+            if attempt == 2 or (kid is not None and candidates):
+                return None
+            try:
+                keys = self.get_jwks_keys_for_uri.refresh(self, uri)
+            except SocialAuthBaseException as error:
+                error.stage = "token_validation"
+                raise
+        return None
+
+    def decode_and_validate_id_token(self, id_token: str, access_token: str | None) -> dict[str, Any]:
+        """Signature (provider's JWKS, advertised asymmetric algorithm), ``iss``, ``aud``, ``azp``,
+        ``exp``, ``iat``, ``at_hash``. ``nonce`` and the ID token's age are checked by
+        ``validate_claims`` (sign-in) or :meth:`validate_refreshed_id_token` (refresh)."""
+        client_id, _secret = self.get_key_and_secret()
+        if not isinstance(id_token, str) or id_token.count(".") != 2:
+            raise AuthResponseError(
+                self, "Malformed ID token", code="malformed_response", stage="token_validation"
+            )
+        try:
+            header = jwt.get_unverified_header(id_token)
+        except jwt.PyJWTError as error:
+            raise AuthResponseError(
+                self, "Malformed ID token header", code="malformed_response", stage="token_validation"
+            ) from error
+        alg = header.get("alg")
+        allowed = self.allowed_signing_algorithms()
+        if not isinstance(alg, str) or alg not in allowed:
+            raise AuthResponseError(
+                self,
+                f"ID token signed with {alg!r}; this provider's accepted algorithms are {allowed!r}",
+                code="invalid_signature",
+                stage="token_validation",
+            )
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise AuthResponseError(
+                self, "Malformed ID token kid", code="invalid_signature", stage="token_validation"
+            )
+        key = self._verifying_key(id_token, alg, kid)
+        if key is None:
+            raise AuthResponseError(
+                self,
+                "ID token signature does not verify with the provider's keys",
+                code="invalid_signature",
+                stage="token_validation",
+            )
+        try:
+            claims = jwt.decode(
+                id_token,
+                key.key,
+                algorithms=[alg],
+                audience=client_id,
+                issuer=self.id_token_issuer(),
+                leeway=float(self.setting("JWT_LEEWAY", self.JWT_LEEWAY)),
+                options={"require": ["iss", "sub", "aud", "exp", "iat"]},
+            )
+        except jwt.ExpiredSignatureError as error:
+            raise AuthResponseError(
+                self, "ID token expired", claim="exp", code="response_expired", stage="token_validation"
+            ) from error
+        except jwt.ImmatureSignatureError as error:
+            raise AuthResponseError(
+                self,
+                "ID token issued in the future (iat/nbf)",
+                claim="iat",
+                code="response_not_yet_valid",
+                stage="token_validation",
+            ) from error
+        except jwt.PyJWTError as error:
+            raise jwt_error(self, error) from error
+        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+            raise AuthResponseError(
+                self, "ID token sub", claim="sub", code="invalid_claim", stage="token_validation"
+            )
+        self.validate_audiences(claims, client_id)
+        self.validate_authorized_party(claims, client_id)
+        if access_token is not None and not self.validate_at_hash(claims, access_token, {"alg": alg}):
+            raise AuthResponseError(
+                self, "ID token at_hash", claim="at_hash", code="invalid_claim", stage="token_validation"
+            )
+        return claims
+
+    def validate_audiences(self, claims: dict[str, Any], client_id: str) -> None:
+        """OpenID Connect Core 3.1.3.7 (3): refuse audiences the site does not trust."""
+        try:
+            audiences = self.id_token_audiences(claims.get("aud"))
+        except ValueError as error:
+            raise AuthResponseError(self, "ID token aud", claim="aud", code="invalid_claim") from error
+        trusted = {client_id, *split_list(self.setting("TRUSTED_AUDIENCES", []) or [])}
+        if client_id not in audiences or audiences - trusted:
+            raise AuthResponseError(
+                self,
+                "ID token is meant for audiences this site does not trust",
+                claim="aud",
+                code="invalid_claim",
+                stage="token_validation",
+            )
+
+    # --- UserInfo ----------------------------------------------------------------------------------
+
+    def validate_userinfo_sub(self, userinfo: dict[str, Any] | None) -> dict[str, Any] | None:
+        """OpenID Connect Core 5.3.2: UserInfo's ``sub`` must be present and be the ID token's."""
+        if not isinstance(userinfo, dict):
+            raise AuthResponseError(self, code="malformed_response", stage="user_info")
+        sub = userinfo.get("sub")
+        expected = self.id_token.get("sub") if self.id_token is not None else None
+        if (
+            not isinstance(sub, str)
+            or not isinstance(expected, str)
+            or not constant_time_compare(sub, expected)
+        ):
+            raise AuthResponseError(
+                self,
+                "UserInfo names another subject than the ID token",
+                claim="sub",
+                code="invalid_claim",
+                stage="user_info",
+            )
+        return userinfo
+
+    # --- refresh -----------------------------------------------------------------------------------
+
+    def refresh_token_params(self, token: str, *args: Any, **kwargs: Any) -> dict[str, str]:
+        # Authenticate the client exactly as in the code exchange: a provider that registered the
+        # client for client_secret_basic refuses credentials in the body (and vice versa).
+        params = {"grant_type": "refresh_token", "refresh_token": token}
+        if not self.use_basic_auth():
+            client_id, client_secret = self.get_key_and_secret()
+            params.update(client_id=client_id, client_secret=client_secret)
+        return params
+
+    def refresh_token_auth(self) -> HTTPBasicAuth | None:
+        if self.use_basic_auth():
+            client_id, client_secret = self.get_key_and_secret()
+            return HTTPBasicAuth(client_id, client_secret)
+        return None
+
+    def validate_refreshed_id_token(
+        self,
+        id_token: str,
+        expected_sub: str,
+        *,
+        context: dict[str, Any] | None = None,
+        access_token: str | None = None,
+    ) -> dict[str, Any]:
+        """Check an ID token from a refresh response; returns its claims.
+
+        Fully validated as at sign-in (signature, ``iss``, ``aud``, ``azp``, ``exp``, ``iat`` and
+        ``at_hash`` when ``access_token`` is given), and OpenID Connect Core 12.2: ``sub`` must be
+        ``expected_sub`` (the identity's uid) and, with ``context`` (the identity's
+        ``extra_data["_oidc_id_token_context"]``), ``iss``, ``aud``, ``auth_time`` and ``nonce``
+        must match the original sign-in. Raises ``AuthResponseError`` (``invalid_claim``,
+        ``invalid_signature``, ...) with stage ``refresh``.
+        """
+        try:
+            claims = self.decode_and_validate_id_token(id_token, access_token)
+            self.validate_required_id_token_claims(claims)
+            self.validate_temporal_claims(claims)
+            if not isinstance(expected_sub, str) or not constant_time_compare(claims["sub"], expected_sub):
+                raise AuthResponseError(
+                    self,
+                    "Refreshed ID token is for another subject",
+                    claim="sub",
+                    code="invalid_claim",
+                    stage="refresh",
+                )
+            if context is not None:
+                self.validate_refresh_id_token_claims(context, claims)
+        except SocialAuthBaseException as error:
+            error.stage = "refresh"
+            raise
+        return claims
+
+
+# --- named providers' classes ------------------------------------------------------------------------
+
+_CLASSES: dict[str, type[OpenIdConnectAuth]] = {}
+
+
+def backend_class(name: str) -> type[OpenIdConnectAuth]:
+    """The backend class of the named provider ``name`` (made once, then reused)."""
+    check_name(name)
+    cls = _CLASSES.get(name)
+    if cls is None:
+        attr = class_name(name)
+        cls = type(
+            attr,
+            (OpenIdConnectAuth,),
+            {
+                "name": name,
+                "title": name.replace("-", " ").title(),
+                "__module__": __name__,
+                "__qualname__": attr,
+                "__doc__": f"The OpenID Connect provider {name!r} (OIDC_{setting_prefix(name)}_*).",
+            },
+        )
+        _CLASSES[name] = cls
+    return cls
+
+
+def __getattr__(attr: str) -> Any:
+    # ``accounts.oidc.OIDC_okta`` (an AUTHENTICATION_BACKENDS entry) -> the class of ``okta``.
+    if attr.startswith(CLASS_PREFIX) and len(attr) > len(CLASS_PREFIX):
+        name = attr[len(CLASS_PREFIX) :].replace("_", "-")
+        try:
+            return backend_class(name)
+        except ImproperlyConfigured as error:
+            raise AttributeError(f"module {__name__!r} has no attribute {attr!r} ({error})") from None
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+
+
+def clear_caches() -> None:
+    """Forget every cached discovery document and JWKS (tests; a provider moved)."""
+    OIDCDiscoveryMixin.get_openid_configuration.invalidate()
+    _OpenIdConnectAuth.get_jwks_keys_for_uri.invalidate()
+
+
+# --- checks: manage.py check and start-up -------------------------------------------------------------
+
+
+def configured_backends() -> list[type[OpenIdConnectAuth]]:
+    """The OIDC backend classes in AUTHENTICATION_BACKENDS."""
+    from django.utils.module_loading import import_string
+
+    found = []
+    for path in settings.AUTHENTICATION_BACKENDS:
+        try:
+            cls = import_string(path)
+        except ImportError:
+            continue
+        if isinstance(cls, type) and issubclass(cls, OpenIdConnectAuth):
+            found.append(cls)
+    return found
+
+
+@dataclass(frozen=True)
+class Problem:
+    provider: str
+    id: str
+    message: str
+    unreachable: bool = False
+
+    @property
+    def is_error(self) -> bool:
+        return ".E" in self.id
+
+
+def provider_problems(backend_cls: type[OpenIdConnectAuth]) -> list[Problem]:
+    """Fetch ``backend_cls``'s discovery document now and say what is wrong with it."""
+    from social_django.utils import load_strategy
+
+    backend = backend_cls(load_strategy())
+    name = backend.name
+    problems: list[Problem] = []
+    prefix = f"SOCIAL_AUTH_{setting_prefix(name)}_"
+    for setting_name in ("OIDC_ENDPOINT", "KEY", "SECRET"):
+        if not backend.setting(setting_name):
+            problems.append(Problem(name, "oidc.E001", f"{prefix}{setting_name} is not set"))
+    if problems:
+        return problems
+    issuer = backend.configured_issuer()
+    allow_insecure = insecure_issuer_allowed()
+    if urlsplit(issuer).scheme != "https" and not allow_insecure:
+        problems.append(
+            Problem(
+                name,
+                "oidc.E002",
+                f"the issuer {issuer} is not HTTPS; http:// is allowed only with DEBUG on or "
+                "OIDC_ALLOW_INSECURE_ISSUER=on (tests)",
+            )
+        )
+        return problems
+    url = backend.oidc_config_url()
+    timeout = float(backend.setting("REQUESTS_TIMEOUT", 5.0) or 5.0)
+    try:
+        response = requests.get(url, timeout=timeout, headers={"Accept": "application/json"})
+    except requests.RequestException as error:
+        return [
+            Problem(
+                name,
+                "oidc.E003",
+                f"discovery {url} is unreachable ({type(error).__name__})",
+                unreachable=True,
+            )
+        ]
+    if response.status_code != 200:
+        return [
+            Problem(
+                name,
+                "oidc.E003",
+                f"discovery {url} answered HTTP {response.status_code}",
+                unreachable=response.status_code >= 500,
+            )
+        ]
+    try:
+        document = response.json()
+    except ValueError:
+        return [Problem(name, "oidc.E003", f"discovery {url} did not answer JSON")]
+    errors, warnings = discovery_problems(
+        document,
+        configured_issuer=issuer,
+        allow_insecure=allow_insecure,
+        offline_access=bool(backend.setting("OFFLINE_ACCESS", True)),
+    )
+    problems += [Problem(name, f"oidc.{code}", message) for code, message in errors]
+    problems += [Problem(name, f"oidc.{code}", message) for code, message in warnings]
+    return problems
+
+
+@register("oidc")
+def check_oidc_providers(app_configs=None, **kwargs) -> list[CheckMessage]:
+    """``manage.py check``: every configured OpenID Connect provider's discovery, fetched now."""
+    messages: list[CheckMessage] = []
+    for backend_cls in configured_backends():
+        for problem in provider_problems(backend_cls):
+            text = f"OpenID Connect provider {problem.provider!r}: {problem.message}."
+            hint = "See docs/oidc.md."
+            if problem.is_error:
+                messages.append(Error(text, hint=hint, id=problem.id))
+            else:
+                messages.append(CheckWarning(text, hint=hint, id=problem.id))
+    return messages
+
+
+def validate_at_startup() -> None:
+    """Check every configured provider once when the site starts.
+
+    A misconfiguration (issuer mismatch, no code flow, http:// in production, ...) raises
+    ``ImproperlyConfigured`` naming the provider and the problem. An unreachable provider is only
+    logged: one provider's outage must not keep the site (and the other providers) down.
+    Set ``OIDC_VALIDATE_AT_STARTUP=off`` to skip.
+    """
+    if not getattr(settings, "OIDC_VALIDATE_AT_STARTUP", True):
+        return
+    fatal = []
+    for backend_cls in configured_backends():
+        for problem in provider_problems(backend_cls):
+            line = f"OpenID Connect provider {problem.provider!r}: {problem.message} [{problem.id}]"
+            if problem.unreachable:
+                logger.error("%s; sign-in with it fails until it answers", line)
+            elif problem.is_error:
+                fatal.append(line)
+            else:
+                logger.warning("%s", line)
+    if fatal:
+        raise ImproperlyConfigured("\n".join(fatal) + "\nSee docs/oidc.md.")

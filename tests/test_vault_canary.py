@@ -1,0 +1,181 @@
+"""A canary token seeded in the vault shows up nowhere but in the one API return value.
+
+Looked for in: logs at DEBUG (SQL included), every page (connections, activity, admin list and
+detail pages), error reports of exceptions raised with the token in local variables, command
+output, error objects, email, and the database itself.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+from django.apps import apps
+from django.core import mail, serializers
+from django.core.management import call_command
+from django.db import connection
+from django.test import override_settings
+from django.views.debug import ExceptionReporter
+from social_django.models import UserSocialAuth
+
+import vault
+from accounts.models import Activity, User
+from sandbox.backends import SandboxGithubOAuth2
+from vault import tokens
+from vault.keys import generate_key
+from vault.models import TokenSet
+from vault.testing import expire
+from vault.tokens import capture_tokens
+
+from .flows import round_trip, sign_in
+
+pytestmark = pytest.mark.django_db
+
+CANARY_ACCESS = "gho_CANARYaccess7f3e9d1c5b"
+CANARY_REFRESH = "ghr_CANARYrefresh2a8c4e6f0d"
+FRESH_ACCESS = "gho_CANARYfresh5d7b9a1e3c"
+FRESH_REFRESH = "ghr_CANARYfreshrefresh9e1c"
+SECRETS = (CANARY_ACCESS, CANARY_REFRESH, FRESH_ACCESS, FRESH_REFRESH)
+
+
+def _assert_clean(text: str, where: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text, f"a token leaked into {where}"
+
+
+def _report(error: BaseException) -> str:
+    """The error report Django would mail to ADMINS (or show) for this exception."""
+    reporter = ExceptionReporter(None, type(error), error, error.__traceback__)
+    text = reporter.get_traceback_text()
+    assert "Traceback" in text and "disk full" in text  # a real report, with frames
+    return text + reporter.get_traceback_html()
+
+
+@pytest.fixture
+def staff(client):
+    sign_in(client, "github", email="alice@example.com")
+    round_trip(client, "google-oauth2", email="alice@example.com")
+    User.objects.update(is_staff=True, is_superuser=True)
+    return User.objects.get()
+
+
+def test_canary_token_leaks_nowhere(
+    client, staff, caplog, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="django")  # Django's own loggers stop at INFO by default
+    connection.force_debug_cursor = True  # log every SQL query with its parameters
+    try:
+        _exercise(client, staff, caplog, monkeypatch, settings, django_capture_on_commit_callbacks)
+    finally:
+        connection.force_debug_cursor = False
+
+
+def _exercise(client, staff, caplog, monkeypatch, settings, django_capture_on_commit_callbacks):
+    monkeypatch.setattr(tokens, "RETRY_BACKOFF", (0.0, 0.0))
+    github = UserSocialAuth.objects.get(provider="github")
+    capture_tokens(
+        identity=github,
+        response={
+            "access_token": CANARY_ACCESS,
+            "refresh_token": CANARY_REFRESH,
+            "expires_in": 3600,
+            "scope": "read:user",
+            "token_type": "bearer",
+        },
+    )
+    token_set = TokenSet.objects.get(identity=github)
+    seen: list[tuple[str, str]] = []
+
+    # The one place it may appear.
+    token = vault.get_access_token(staff, "github")
+    assert token.access_token == CANARY_ACCESS
+    seen.append(("the token's repr", repr(token)))
+
+    # Pages.
+    paths = [
+        "/settings/connections/",
+        "/settings/activity/",
+        "/admin/vault/tokenset/",
+        f"/admin/vault/tokenset/{token_set.pk}/change/",
+        f"/admin/social_django/usersocialauth/{github.pk}/change/",
+        "/admin/accounts/activity/",
+        "/readyz",
+    ]
+    for path in paths:
+        response = client.get(path)
+        assert response.status_code in (200, 404), path
+        seen.append((path, response.content.decode()))
+
+    # A refresh the provider refuses (it never issued the canary), and the error it gives.
+    expire(token_set)
+    with pytest.raises(vault.ReauthorizationRequired) as caught:
+        vault.get_access_token(staff, "github")
+    seen.append(("the error", f"{caught.value!r} {caught.value} {json.dumps(caught.value.as_dict())}"))
+    seen.append(
+        (
+            "a staff force refresh",
+            client.post(
+                "/admin/vault/tokenset/",
+                {"action": "force_refresh", "_selected_action": [token_set.pk]},
+                follow=True,
+            ).content.decode(),
+        )
+    )
+
+    # A refresh the provider answers with new tokens, then a crash with them in local variables.
+    def crash(self, **kwargs):
+        raise RuntimeError("disk full")
+
+    TokenSet.objects.filter(pk=token_set.pk).update(status=TokenSet.Status.ACTIVE)
+    with monkeypatch.context() as patched:
+        patched.setattr(
+            SandboxGithubOAuth2,
+            "refresh_token",
+            lambda self, token, *a, **k: {
+                "access_token": FRESH_ACCESS,
+                "refresh_token": FRESH_REFRESH,
+                "expires_in": 3600,
+            },
+        )
+        patched.setattr(TokenSet, "set_tokens", crash)
+        with pytest.raises(RuntimeError) as crashed:
+            vault.get_access_token(staff, "github")
+        seen.append(("an error report from a refresh", _report(crashed.value)))
+        with pytest.raises(RuntimeError) as crashed:
+            capture_tokens(
+                identity=github, response={"access_token": FRESH_ACCESS, "refresh_token": FRESH_REFRESH}
+            )
+        seen.append(("an error report from a capture", _report(crashed.value)))
+
+    # Commands, including a key rotation and a refresh run.
+    new_keys = f"test-3:{generate_key()},{settings.VAULT_KEYS}"
+    with override_settings(VAULT_KEYS=new_keys):
+        for args in (
+            ("vault_status", "--verify"),
+            ("vault_rotate_keys",),
+            ("vault_refresh", "--within", "7200"),
+            ("vault_status",),
+        ):
+            out = io.StringIO()
+            call_command(*args, stdout=out, stderr=out)
+            seen.append((" ".join(args), out.getvalue()))
+        # Disconnecting revokes (the sandbox refuses the unknown canary) without leaking it either.
+        with django_capture_on_commit_callbacks(execute=True):
+            client.post(f"/settings/connections/{github.pk}/disconnect/")
+        seen.append(
+            ("the connections page after disconnect", client.get("/settings/connections/").content.decode())
+        )
+
+    seen.append(("logs", caplog.text))
+    seen.append(("log arguments", " ".join(repr(record.args) for record in caplog.records)))
+    seen.append(("activity", json.dumps(list(Activity.objects.values("message", "data")), default=str)))
+    seen.append(("email", " ".join(message.body for message in mail.outbox)))
+    seen.append(
+        ("the database", "".join(serializers.serialize("json", m.objects.all()) for m in apps.get_models()))
+    )
+    assert any("SELECT" in record.getMessage() for record in caplog.records)  # SQL was really logged
+    for where, text in seen:
+        _assert_clean(text, where)
