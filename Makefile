@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test setup browser lint format bench clean
+.PHONY: run test setup browser oidc-provider lint format bench clean
 
 $(VENV)/.installed: requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null \
 	  || { echo "Could not install chromium: run 'apt-get install chromium' as root."; exit 1; }; }
 
+# The OpenID Connect interoperability tests run the `oidc-provider` npm package (locked in
+# tests/oidc/package-lock.json); the test fixture also installs it when missing.
+oidc-provider:
+	@command -v node >/dev/null || { echo "Node.js is needed for the OpenID Connect tests (apt-get install nodejs npm)."; exit 1; }
+	@test -d tests/oidc/node_modules || npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
+
 run: setup
 	@DEBUG=on $(PY) manage.py dev_setup
 	@$(PY) manage.py migrate --noinput -v 0
@@ -33,7 +39,7 @@ run: setup
 	@echo
 	@$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
-test: setup browser
+test: setup browser oidc-provider
 	$(PY) -m pytest -q
 
 lint: setup

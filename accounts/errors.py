@@ -30,6 +30,18 @@ MESSAGES: dict[str, str] = {
     "deactivated, so nothing was changed.",
     "merge_flow_expired": "That merge took too long or was not started from this profile. Please start the "
     "merge again from the connections page.",
+    "invalid_signature": "{provider}'s answer was not signed by {provider}'s keys, so it was refused and "
+    "nothing changed. " + _RESTART,
+    "invalid_claim": "{provider}'s answer did not check out (it was meant for another site or session, "
+    "or is out of date), so it was refused and nothing changed. " + _RESTART,
+    "missing_claim": "{provider}'s answer was missing something this site needs, so it was refused. "
+    + _RESTART,
+    "response_expired": "{provider}'s answer had already expired. " + _RESTART,
+    "response_not_yet_valid": "{provider}'s answer is dated in the future (a clock may be wrong). "
+    "Please try again in a minute.",
+    "malformed_response": "{provider} sent an answer this site could not read. Please try again later.",
+    "invalid_setting": "Signing in with {provider} is not set up correctly on this site; its staff "
+    "have been told.",
     "nonce_mismatch": "The {provider} response could not be matched to this sign-in. " + _RESTART,
     "timeout": "{provider} did not answer in time. Please try again in a minute.",
     "unavailable": "{provider} is unavailable right now. Please try again in a few minutes.",

@@ -14,7 +14,7 @@ from .providers import provider_title
 logger = logging.getLogger(__name__)
 
 
-def _send(*, user: User, subject: str, template: str, context: dict) -> None:
+def send_notice(*, user: User, subject: str, template: str, context: dict) -> None:
     if not user.email:
         return
     body = render_to_string(template, {"user": user, **context})
@@ -26,7 +26,7 @@ def _send(*, user: User, subject: str, template: str, context: dict) -> None:
 
 def identity_linked(*, user: User, identity) -> None:
     details = getattr(identity, "details", None)
-    _send(
+    send_notice(
         user=user,
         subject=f"A {provider_title(identity.provider)} account was linked to your profile",
         template="email/identity_linked.txt",
@@ -38,7 +38,7 @@ def identity_linked(*, user: User, identity) -> None:
 
 
 def identity_removed(*, user: User, provider: str, uid: str, account_name: str) -> None:
-    _send(
+    send_notice(
         user=user,
         subject=f"A {provider_title(provider)} account was removed from your profile",
         template="email/identity_removed.txt",
@@ -49,14 +49,14 @@ def identity_removed(*, user: User, provider: str, uid: str, account_name: str) 
 def profiles_merged(*, into: User, source: User) -> None:
     """Both addresses hear about a merge: the one that stays and the one merged away."""
     context = {"into": into, "source": source}
-    _send(
+    send_notice(
         user=into,
         subject="Another profile was merged into yours",
         template="email/profiles_merged.txt",
         context=context,
     )
     if source.email and source.email != into.email:
-        _send(
+        send_notice(
             user=source,
             subject="Your profile was merged into another one",
             template="email/profiles_merged.txt",

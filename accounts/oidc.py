@@ -376,6 +376,17 @@ def discovery_problems(
                 f"{', '.join(ASYMMETRIC_ALGORITHMS)}",
             )
         )
+    auth_methods = document.get("token_endpoint_auth_methods_supported")
+    if isinstance(auth_methods, list) and not {"client_secret_basic", "client_secret_post"} & set(
+        auth_methods
+    ):
+        errors.append(
+            (
+                "E009",
+                "the token endpoint accepts neither client_secret_basic nor client_secret_post "
+                f"(it lists {auth_methods!r})",
+            )
+        )
     methods = document.get("code_challenge_methods_supported")
     if isinstance(methods, list) and "S256" not in methods:
         errors.append(("E008", f"the provider does not support PKCE S256 (it lists {methods!r})"))
@@ -577,6 +588,11 @@ class OpenIdConnectAuth(ProviderProfileMixin, _OpenIdConnectAuth):
             raise AuthResponseError(
                 self, "Malformed ID token header", code="malformed_response", stage="token_validation"
             ) from error
+        if str(header.get("typ", "")).lower() in ("at+jwt", "application/at+jwt"):
+            # An RFC 9068 access token is not an ID token, however well signed.
+            raise AuthResponseError(
+                self, "Not an ID token (typ at+jwt)", code="invalid_claim", stage="token_validation"
+            )
         alg = header.get("alg")
         allowed = self.allowed_signing_algorithms()
         if not isinstance(alg, str) or alg not in allowed:
@@ -629,18 +645,28 @@ class OpenIdConnectAuth(ProviderProfileMixin, _OpenIdConnectAuth):
             )
         self.validate_audiences(claims, client_id)
         self.validate_authorized_party(claims, client_id)
-        if access_token is not None and not self.validate_at_hash(claims, access_token, {"alg": alg}):
+        if access_token is not None and not self._at_hash_ok(claims, access_token, alg):
             raise AuthResponseError(
                 self, "ID token at_hash", claim="at_hash", code="invalid_claim", stage="token_validation"
             )
         return claims
+
+    def _at_hash_ok(self, claims: dict[str, Any], access_token: str, alg: str) -> bool:
+        try:
+            return self.validate_at_hash(claims, access_token, {"alg": alg})
+        except (NotImplementedError, AttributeError, ValueError):
+            # PyJWT has no hash for this algorithm (EdDSA). at_hash is optional in the code flow,
+            # where the access token comes straight from the token endpoint over TLS.
+            return "at_hash" not in claims or alg == "EdDSA"
 
     def validate_audiences(self, claims: dict[str, Any], client_id: str) -> None:
         """OpenID Connect Core 3.1.3.7 (3): refuse audiences the site does not trust."""
         try:
             audiences = self.id_token_audiences(claims.get("aud"))
         except ValueError as error:
-            raise AuthResponseError(self, "ID token aud", claim="aud", code="invalid_claim") from error
+            raise AuthResponseError(
+                self, "ID token aud", claim="aud", code="invalid_claim", stage="token_validation"
+            ) from error
         trusted = {client_id, *split_list(self.setting("TRUSTED_AUDIENCES", []) or [])}
         if client_id not in audiences or audiences - trusted:
             raise AuthResponseError(
@@ -801,7 +827,11 @@ class Problem:
 
 
 def provider_problems(backend_cls: type[OpenIdConnectAuth]) -> list[Problem]:
-    """Fetch ``backend_cls``'s discovery document now and say what is wrong with it."""
+    """Check ``backend_cls``'s settings, fetch its discovery document now, and say what is wrong.
+
+    ``OIDC_CHECK_DISCOVERY=off`` skips the fetch (for example to run ``migrate`` while a provider is
+    down; ``--skip-checks`` does the same for one command).
+    """
     from social_django.utils import load_strategy
 
     backend = backend_cls(load_strategy())
@@ -825,10 +855,18 @@ def provider_problems(backend_cls: type[OpenIdConnectAuth]) -> list[Problem]:
             )
         )
         return problems
+    if not getattr(settings, "OIDC_CHECK_DISCOVERY", True):
+        return problems
     url = backend.oidc_config_url()
     timeout = float(backend.setting("REQUESTS_TIMEOUT", 5.0) or 5.0)
     try:
-        response = requests.get(url, timeout=timeout, headers={"Accept": "application/json"})
+        response = requests.get(
+            url,
+            timeout=timeout,
+            headers={"Accept": "application/json"},
+            proxies=backend.setting("PROXIES"),
+            verify=backend.setting("VERIFY_SSL", True),
+        )
     except requests.RequestException as error:
         return [
             Problem(
@@ -883,10 +921,8 @@ def validate_at_startup() -> None:
     A misconfiguration (issuer mismatch, no code flow, http:// in production, ...) raises
     ``ImproperlyConfigured`` naming the provider and the problem. An unreachable provider is only
     logged: one provider's outage must not keep the site (and the other providers) down.
-    Set ``OIDC_VALIDATE_AT_STARTUP=off`` to skip.
+    With ``OIDC_CHECK_DISCOVERY=off`` only the settings are checked (no network).
     """
-    if not getattr(settings, "OIDC_VALIDATE_AT_STARTUP", True):
-        return
     fatal = []
     for backend_cls in configured_backends():
         for problem in provider_problems(backend_cls):

@@ -148,7 +148,8 @@ OIDC_PROVIDERS = _OIDC_NAMED.names
 globals().update(_OIDC_NAMED.settings)
 # http:// issuers: only with DEBUG on, or with this flag (the interop tests' local provider).
 OIDC_ALLOW_INSECURE_ISSUER = env.bool("OIDC_ALLOW_INSECURE_ISSUER", default=False)
-OIDC_VALIDATE_AT_STARTUP = env.bool("OIDC_VALIDATE_AT_STARTUP", default=True)
+# manage.py check and start-up fetch each provider's discovery document; off: settings only.
+OIDC_CHECK_DISCOVERY = env.bool("OIDC_CHECK_DISCOVERY", default=True)
 
 if SANDBOX_PROVIDERS:
     # The sandbox accepts these fixed client credentials; real ones are never needed for it.

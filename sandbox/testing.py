@@ -24,6 +24,8 @@ from django.test import Client
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
+from urllib3 import HTTPResponse
+from urllib3._collections import HTTPHeaderDict
 
 TESTSERVER_HOST = "testserver"
 
@@ -113,7 +115,14 @@ class DjangoTestserverAdapter(BaseAdapter):
         response.encoding = get_encoding_from_headers(response.headers)
         response._content = content
         response._content_consumed = True
-        response.raw = io.BytesIO(content)
+        # A urllib3 response, as a real transport gives: clients read headers and version from it.
+        response.raw = HTTPResponse(
+            body=io.BytesIO(content),
+            headers=HTTPHeaderDict(dict(django_response.items())),
+            status=django_response.status_code,
+            version=11,
+            preload_content=False,
+        )
         response.url = request.url or ""
         response.request = request
         response.connection = self

@@ -15,7 +15,7 @@ from django.utils.html import format_html
 from accounts.providers import provider_title
 
 from . import errors, revocation, tokens
-from .models import TokenSet
+from .models import AgentKey, ConnectRequest, TokenGrant, TokenSet
 
 #: Shown fields: never ``access_token_encrypted`` / ``refresh_token_encrypted`` / ``lease_id``.
 SHOWN_FIELDS = (
@@ -141,3 +141,70 @@ class TokenSetAdmin(admin.ModelAdmin):
         others = sum(count for result, count in results.items() if result not in ("revoked", "failed"))
         if others:
             self.message_user(request, f"{others} token set(s) were busy or already gone.", messages.WARNING)
+
+
+class _ReadOnly(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(AgentKey)
+class AgentKeyAdmin(_ReadOnly):
+    """Agent keys: never the key (only its hash exists), with a revoke action."""
+
+    list_display = ("name", "hint", "user", "providers", "created_at", "expires_at", "last_used_at", "state")
+    list_filter = ("revoked_at",)
+    search_fields = ("name", "hint", "user__username", "user__email")
+    fields = (
+        "user",
+        "name",
+        "hint",
+        "providers",
+        "scopes",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "last_used_ip",
+        "revoked_at",
+        "revoked_reason",
+    )
+    readonly_fields = fields
+    actions = ["revoke_selected"]
+    list_select_related = ("user",)
+
+    @admin.action(description="Revoke selected agent keys", permissions=["view"])
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from .agents import revoke_agent_key
+
+        count = 0
+        for key in queryset.filter(revoked_at__isnull=True).select_related("user"):
+            revoke_agent_key(
+                user=key.user, key_id=key.pk, reason=f"revoked by staff {request.user}", request=request
+            )
+            count += 1
+        self.message_user(request, f"Revoked {count} agent key(s).", messages.SUCCESS)
+
+
+@admin.register(TokenGrant)
+class TokenGrantAdmin(_ReadOnly):
+    """Every token handed to an agent (never the token itself)."""
+
+    list_display = ("created_at", "user", "agent_name", "provider", "account_name", "scopes", "ip_address")
+    list_filter = ("provider",)
+    search_fields = ("agent_name", "user__username", "user__email", "account_name")
+    date_hierarchy = "created_at"
+    list_select_related = ("user",)
+
+
+@admin.register(ConnectRequest)
+class ConnectRequestAdmin(_ReadOnly):
+    list_display = ("id", "user", "agent_key", "provider", "scopes", "status", "created_at", "expires_at")
+    list_filter = ("status", "provider")
+    search_fields = ("id", "user__username", "user__email")
+    list_select_related = ("user", "agent_key")

@@ -725,6 +725,15 @@ def _check_oidc_continuity(backend, ctx: _Context, token_set: TokenSet, response
         return None
     identity = UserSocialAuth.objects.filter(pk=ctx.identity_id).first()
     extra = dict(identity.extra_data or {}) if identity is not None else {}
+    validate = getattr(backend, "validate_refreshed_id_token", None)
+    if validate is not None:
+        # Same issuer and subject as at sign-in, fully validated (OpenID Connect Core 12.2).
+        validate(
+            response["id_token"],
+            token_set.uid,
+            context=extra.get("_oidc_id_token_context"),
+            access_token=response.get("access_token"),
+        )
     data = backend.extra_data(ctx.owner, token_set.uid, response, extra, {})
     return {key: value for key, value in data.items() if key == "_oidc_id_token_context"} or None
 
@@ -734,6 +743,9 @@ def _classify(error: SocialAuthBaseException) -> Literal["reauth", "config", "ou
     if provider_code in CONFIG_PROVIDER_CODES or isinstance(error, AuthConfigurationError):
         return "config"
     if error.code in REAUTH_CODES or provider_code in REAUTH_PROVIDER_CODES:
+        return "reauth"
+    if error.stage == "refresh" and error.code in {"invalid_claim", "invalid_signature", "missing_claim"}:
+        # A refreshed ID token for another subject or issuer: never retried, the user reconnects.
         return "reauth"
     # Timeouts, 5xx, 429, connection errors; anything else unexpected from the provider is also
     # treated as "try again later" (and never disables anything).

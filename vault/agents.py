@@ -1,0 +1,229 @@
+"""Agent keys: create (shown once), authenticate, limit, revoke; and the record of what agents got.
+
+The agents page, the admin, the API and the merge all call these functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from accounts import activity
+from accounts.models import Activity, User
+from accounts.notifications import send_notice
+from accounts.providers import is_configured, provider_title
+
+from . import errors, keyformat
+from . import scopes as scope_rules
+from .models import AgentKey, TokenGrant
+
+EXPIRY_CHOICES_DAYS = (1, 7, 30, 90, 365)
+MAX_KEYS_PER_USER = 50
+
+
+class InvalidKey(errors.TokenVaultError):
+    """No usable key: missing, malformed, unknown, revoked, expired, or its user is gone."""
+
+    code = "invalid_token"
+    status = 401
+    default_message = "The agent key is missing, malformed, expired or revoked."
+
+
+class AccessDenied(errors.TokenVaultError):
+    """The key is fine but was not allowed this provider or these scopes."""
+
+    code = "access_denied"
+    status = 403
+    default_message = "This agent key is not allowed to do that."
+
+
+class AgentKeyError(Exception):
+    """A person's request about their keys was refused; ``str()`` says why."""
+
+
+def create_agent_key(
+    *,
+    user: User,
+    name: str,
+    providers: list[str],
+    scopes: dict[str, list[str]] | None = None,
+    expires_in_days: int = 30,
+    request: HttpRequest | None = None,
+) -> tuple[AgentKey, str]:
+    """Make a key; returns the row and the key itself, which is never available again."""
+    name = (name or "").strip()
+    if not 1 <= len(name) <= 100:
+        raise AgentKeyError("Give the agent a name of 1 to 100 characters.")
+    providers = list(dict.fromkeys(p for p in providers if p))
+    if not providers:
+        raise AgentKeyError("Pick at least one provider the agent may use.")
+    unknown = [p for p in providers if not is_configured(p)]
+    if unknown:
+        raise AgentKeyError(f"Unknown provider: {unknown[0][:40]}.")
+    if expires_in_days not in EXPIRY_CHOICES_DAYS:
+        raise AgentKeyError(f"Pick an expiry of {', '.join(map(str, EXPIRY_CHOICES_DAYS))} days.")
+    allowed_scopes = {
+        provider: scope_rules.normalise_requested(values)[:30]
+        for provider, values in (scopes or {}).items()
+        if provider in providers and values
+    }
+    key = keyformat.new_key()
+    with transaction.atomic():
+        if AgentKey.objects.filter(user=user, revoked_at__isnull=True).count() >= MAX_KEYS_PER_USER:
+            raise AgentKeyError(f"You already have {MAX_KEYS_PER_USER} keys; revoke some first.")
+        row = AgentKey.objects.create(
+            user=user,
+            name=name,
+            key_hash=keyformat.key_hash(key),
+            hint=keyformat.display_hint(key),
+            providers=providers,
+            scopes=allowed_scopes,
+            expires_at=timezone.now() + timedelta(days=expires_in_days),
+        )
+        activity.record(
+            kind=Activity.Kind.AGENT_KEY_CREATED,
+            user=user,
+            request=request,
+            message=f"Created agent key {name!r} ({row.hint}) for "
+            f"{', '.join(provider_title(p) for p in providers)}, expires in {expires_in_days} days",
+            data={"agent_key": row.pk},
+        )
+        transaction.on_commit(lambda: _notify_created(user=user, key=row))
+    return row, key
+
+
+def _notify_created(*, user: User, key: AgentKey) -> None:
+    send_notice(
+        user=user,
+        subject=f"A new agent key {key.name!r} was created",
+        template="email/agent_key_created.txt",
+        context={"key": key, "providers": ", ".join(provider_title(p) for p in key.providers)},
+    )
+
+
+def revoke_agent_key(
+    *, user: User, key_id: int | str, reason: str = "revoked by you", request: HttpRequest | None = None
+) -> AgentKey:
+    """Revoke at once; someone else's key id is answered like an unknown one."""
+    with transaction.atomic():
+        try:
+            row = AgentKey.objects.select_for_update().get(pk=int(key_id), user=user)
+        except (AgentKey.DoesNotExist, ValueError, TypeError):
+            raise AgentKeyError("That agent key was not found.") from None
+        if row.revoked_at is None:
+            row.revoked_at = timezone.now()
+            row.revoked_reason = reason[:200]
+            row.save(update_fields=["revoked_at", "revoked_reason"])
+            activity.record(
+                kind=Activity.Kind.AGENT_KEY_REVOKED,
+                user=user,
+                request=request,
+                message=f"Revoked agent key {row.name!r} ({row.hint}): {reason}",
+                data={"agent_key": row.pk},
+            )
+    return row
+
+
+def revoke_all_keys(*, user: User, reason: str) -> int:
+    """Revoke every active key of ``user`` (deactivation, merge). Returns how many."""
+    now = timezone.now()
+    count = AgentKey.objects.filter(user=user, revoked_at__isnull=True).update(
+        revoked_at=now, revoked_reason=reason[:200]
+    )
+    if count:
+        activity.record(
+            kind=Activity.Kind.AGENT_KEY_REVOKED, user=user, message=f"Revoked {count} agent key(s): {reason}"
+        )
+    return count
+
+
+def authenticate_agent_key(raw_key: str | None) -> AgentKey:
+    """The active key for ``raw_key``. Malformed keys are refused before any database query."""
+    if not raw_key or not keyformat.is_well_formed(raw_key):
+        raise InvalidKey()
+    row = AgentKey.objects.select_related("user").filter(key_hash=keyformat.key_hash(raw_key)).first()
+    if row is None or not row.is_active:
+        raise InvalidKey()
+    if not row.user.is_active or row.user.merged_into_id is not None:
+        raise InvalidKey()
+    return row
+
+
+def check_allowed(key: AgentKey, *, connection: str, scopes: list[str]) -> None:
+    """Refuse a provider or scope the user did not allow this key."""
+    if connection not in key.providers:
+        raise AccessDenied(
+            f"This agent key may not use the {provider_title(connection)} connection.",
+            connection=connection,
+        )
+    allowed = key.scopes.get(connection) or []
+    if allowed:
+        extra = [s for s in scopes if s not in allowed]
+        if extra:
+            raise AccessDenied(
+                f"This agent key may not ask for scope {extra[0][:60]!r}.", connection=connection
+            )
+
+
+def note_use(key: AgentKey, *, ip_address: str | None) -> None:
+    """Last use, written at most once a minute per key so hot keys don't write on every call."""
+    now = timezone.now()
+    if (
+        key.last_used_at is None
+        or now - key.last_used_at > timedelta(seconds=60)
+        or (key.last_used_ip != ip_address)
+    ):
+        AgentKey.objects.filter(pk=key.pk).update(last_used_at=now, last_used_ip=ip_address)
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    grant: TokenGrant
+
+
+def record_token_issued(
+    *,
+    key: AgentKey,
+    connection: str,
+    identity_id: int,
+    account_name: str,
+    scopes: list[str],
+    ip_address: str | None,
+) -> TokenGrant:
+    """Every token handed to an agent is recorded, for the user and for staff."""
+    grant = TokenGrant.objects.create(
+        user_id=key.user_id,
+        agent_key=key,
+        agent_name=key.name,
+        provider=connection,
+        identity_id=identity_id,
+        account_name=account_name[:255],
+        scopes=list(scopes),
+        ip_address=ip_address,
+    )
+    activity.record(
+        kind=Activity.Kind.TOKEN_ISSUED,
+        user=key.user,
+        provider=connection,
+        ip_address=ip_address,
+        message=f"Agent {key.name!r} got a {provider_title(connection)} token"
+        + (f" for {account_name}" if account_name else ""),
+        data={"agent_key": key.pk, "identity": identity_id, "scopes": list(scopes)},
+    )
+    return grant
+
+
+def keys_with_recent_grants(user: User, *, per_key: int = 10) -> list[tuple[AgentKey, list[TokenGrant]]]:
+    """The user's keys, newest first, each with its latest grants (for the agents page)."""
+    keys = list(AgentKey.objects.filter(user=user))
+    grants = TokenGrant.objects.filter(user=user, agent_key__in=keys).order_by("-created_at")[: per_key * 20]
+    by_key: dict[int, list[TokenGrant]] = {}
+    for grant in grants:
+        bucket = by_key.setdefault(grant.agent_key_id, [])
+        if len(bucket) < per_key:
+            bucket.append(grant)
+    return [(key, by_key.get(key.pk, [])) for key in keys]

@@ -1,0 +1,430 @@
+"""The agent HTTP API (DESIGN.md "Agent HTTP API"): thin views over ``vault.agents``,
+``vault.connect`` and ``vault.get_access_token``.
+
+Every answer is JSON with ``Cache-Control: no-store``; errors carry a stable ``error`` code, a
+description and, where the user can fix it, an ``authorize_url`` with a ``connect_request`` id.
+The agent key is read from the ``Authorization`` header only (or, in the RFC 8693 form, from
+``subject_token``), and every answer is scoped to that key's user.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.cache import add_never_cache_headers
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+from social_django.models import UserSocialAuth
+
+from accounts.activity import client_ip
+
+from . import agents, connect, errors, ratelimit
+from . import scopes as scope_rules
+from .models import TokenSet
+from .status import token_status
+from .tokens import get_access_token
+
+MAX_BODY_BYTES = 16 * 1024
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+AGENT_KEY_TOKEN_TYPE = "urn:linking-site:params:oauth:token-type:agent-key"
+# Names under which a key must never travel in a URL (logs, proxies and browser history keep them).
+_KEY_PARAMS = {"key", "api_key", "apikey", "agent_key", "access_token", "token", "subject_token", "bearer"}
+_ACTIONABLE = (errors.ConnectionRequired, errors.InsufficientScope, errors.ReauthorizationRequired)
+
+
+class RateLimited(errors.TokenVaultError):
+    code = "rate_limited"
+    status = 429
+    default_message = "Too many requests; wait and retry."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 60, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+
+    def as_dict(self) -> dict[str, object]:
+        return {**super().as_dict(), "retry_after": self.retry_after}
+
+
+class MethodNotAllowed(errors.TokenVaultError):
+    code = "invalid_request"
+    status = 405
+    default_message = "That method is not allowed here."
+
+
+class NotFound(errors.TokenVaultError):
+    code = "not_found"
+    status = 404
+    default_message = "There is nothing at this address."
+
+
+def _respond(body: dict[str, Any], status: int = 200, *, retry_after: int | None = None) -> JsonResponse:
+    response = JsonResponse(body, status=status)
+    add_never_cache_headers(response)
+    response["Pragma"] = "no-cache"
+    if retry_after is not None:
+        response["Retry-After"] = str(int(retry_after))
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    return response
+
+
+def _error_response(error: errors.TokenVaultError, extra: dict[str, Any] | None = None) -> JsonResponse:
+    body = {**error.as_dict(), **(extra or {})}
+    return _respond(body, error.status, retry_after=getattr(error, "retry_after", None))
+
+
+def api_view(*methods: str) -> Callable:
+    """JSON-only, CSRF-exempt (no cookies are used), method- and size-checked, errors as JSON."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @csrf_exempt
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            try:
+                if request.method not in methods:
+                    raise MethodNotAllowed(f"Use {' or '.join(methods)}.")
+                length = request.META.get("CONTENT_LENGTH") or "0"
+                if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+                    raise errors.InvalidRequest(f"The request body must be at most {MAX_BODY_BYTES} bytes.")
+                return view(request, *args, **kwargs)
+            except errors.TokenVaultError as error:
+                response = _error_response(error)
+                if isinstance(error, MethodNotAllowed):
+                    response["Allow"] = ", ".join(methods)
+                return response
+
+        return wrapper
+
+    return decorator
+
+
+def _refuse_key_in_url(request: HttpRequest) -> None:
+    if any(name.lower() in _KEY_PARAMS for name in request.GET):
+        raise errors.InvalidRequest(
+            "Send the agent key in the Authorization header (Bearer), never in the URL; "
+            "a key that was put in a URL should be revoked."
+        )
+
+
+def _bearer(request: HttpRequest) -> str | None:
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+@sensitive_variables("raw_key")
+def _authenticate(request: HttpRequest, raw_key: str | None) -> agents.AgentKey:
+    """The key, after the per-address failure limit and the per-key and per-user rate limits."""
+    ip = client_ip(request)
+    blocked = ratelimit.is_blocked("auth_failure", ip)
+    if not blocked.allowed:
+        raise RateLimited("Too many failed key attempts from this address.", retry_after=blocked.retry_after)
+    try:
+        key = agents.authenticate_agent_key(raw_key)
+    except agents.InvalidKey:
+        ratelimit.hit("auth_failure", ip)
+        raise
+    for bucket, ident in (("key", key.pk), ("user", key.user_id)):
+        verdict = ratelimit.hit(bucket, ident)
+        if not verdict.allowed:
+            raise RateLimited(f"Rate limit for this {bucket} reached.", retry_after=verdict.retry_after)
+    agents.note_use(key, ip_address=ip)
+    return key
+
+
+def _json_body(request: HttpRequest) -> dict[str, Any]:
+    content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise errors.InvalidRequest("Send a JSON body with Content-Type: application/json.")
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise errors.InvalidRequest("The body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise errors.InvalidRequest("The body must be a JSON object.")
+    return body
+
+
+def _connection(value: object) -> str:
+    if not isinstance(value, str) or not value or len(value) > 64:
+        raise errors.InvalidRequest("'connection' must be a provider name such as \"github\".")
+    return value
+
+
+_MISSING = object()
+
+
+def _scopes(value: object) -> list[str]:
+    """JSON ``scopes``: a list of names, exactly as the OpenAPI document says."""
+    if value is _MISSING:
+        return []
+    if not isinstance(value, list) or not all(isinstance(s, str) and 0 < len(s) <= 200 for s in value):
+        raise errors.InvalidRequest("'scopes' must be a list of scope names.")
+    if len(value) > 50:
+        raise errors.InvalidRequest("At most 50 scopes.")
+    return scope_rules.normalise_requested(value)
+
+
+def _account(value: object) -> int | None:
+    if value is _MISSING:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+        raise errors.InvalidRequest("'account' must be an identity id (a positive integer).")
+    return value
+
+
+def _min_ttl(value: object) -> int:
+    if value is _MISSING:
+        return 60
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3600:
+        raise errors.InvalidRequest("'min_ttl' must be a whole number of seconds from 0 to 3600.")
+    return value
+
+
+def _with_connect_request(
+    error: errors.TokenVaultError, *, key: agents.AgentKey, connection: str, scopes: list[str]
+) -> dict[str, Any]:
+    """What the agent shows its user: a connect request's URL, reused for the same key and scopes."""
+    if isinstance(error, errors.InsufficientScope):
+        wanted = sorted(set(scopes) | set(error.missing))
+        required = list(error.missing)
+    else:
+        wanted = scopes
+        required = scopes
+    request_row, _ = connect.request_connection(
+        agent_key=key, connection=connection, scopes=wanted, reason=error.code
+    )
+    return {
+        "authorize_url": connect.page_url(request_row),
+        "connect_request": request_row.id,
+        "required_scopes": required,
+        "connection": connection,
+    }
+
+
+@sensitive_variables("token")
+def _issue(
+    request: HttpRequest,
+    key: agents.AgentKey,
+    *,
+    connection: str,
+    scopes: list[str],
+    account: int | None,
+    min_ttl: int,
+) -> tuple[Any, dict[str, Any] | None, errors.TokenVaultError | None]:
+    """Get the token (or the actionable error) and record what was handed out."""
+    agents.check_allowed(key, connection=connection, scopes=scopes)
+    try:
+        token = get_access_token(key.user, connection, scopes=scopes, account=account, min_ttl=min_ttl)
+    except _ACTIONABLE as error:
+        return None, _with_connect_request(error, key=key, connection=connection, scopes=scopes), error
+    details = UserSocialAuth.objects.filter(pk=token.account).values_list("details__account_name", flat=True)
+    agents.record_token_issued(
+        key=key,
+        connection=connection,
+        identity_id=token.account,
+        account_name=(details.first() or ""),
+        scopes=list(token.scopes),
+        ip_address=client_ip(request),
+    )
+    return token, None, None
+
+
+@sensitive_post_parameters("subject_token")
+@api_view("POST")
+def token_endpoint(request: HttpRequest) -> HttpResponse:
+    """``POST /api/v1/token``: JSON (DESIGN.md) or an RFC 8693 token-exchange form."""
+    _refuse_key_in_url(request)
+    content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+    if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return _token_exchange(request)
+    key = _authenticate(request, _bearer(request))
+    body = _json_body(request)
+    connection = _connection(body.get("connection"))
+    scopes = _scopes(body.get("scopes", _MISSING))
+    token, actionable, error = _issue(
+        request,
+        key,
+        connection=connection,
+        scopes=scopes,
+        account=_account(body.get("account", _MISSING)),
+        min_ttl=_min_ttl(body.get("min_ttl", _MISSING)),
+    )
+    if error is not None:
+        return _error_response(error, actionable)
+    return _respond(
+        {
+            "access_token": token.access_token,
+            "token_type": "Bearer",
+            "expires_in": token.expires_in,
+            "expires_at": token.expires_at.isoformat().replace("+00:00", "Z") if token.expires_at else None,
+            "scope": " ".join(token.scopes),
+            "connection": connection,
+            "account": token.account,
+        }
+    )
+
+
+# RFC 6749 / 8693 error codes for the vault's codes, with the HTTP status for each.
+_RFC_ERRORS: dict[str, tuple[str, int]] = {
+    "invalid_token": ("invalid_request", 400),
+    "invalid_request": ("invalid_request", 400),
+    "access_denied": ("invalid_target", 400),
+    "connection_required": ("invalid_target", 400),
+    "insufficient_scope": ("invalid_scope", 400),
+    "reauthorization_required": ("invalid_grant", 400),
+    "rate_limited": ("temporarily_unavailable", 429),
+    "not_found": ("invalid_request", 400),
+}
+
+
+def _rfc_error(error: errors.TokenVaultError, extra: dict[str, Any] | None = None) -> JsonResponse:
+    rfc_code, status = _RFC_ERRORS.get(error.code, ("temporarily_unavailable", 503))
+    body: dict[str, Any] = {
+        "error": rfc_code,
+        "error_description": error.message,
+        "linking_site_error": error.code,
+    }
+    body.update(extra or {})
+    return _respond(body, status, retry_after=getattr(error, "retry_after", None))
+
+
+def _account_from_hint(user_id: int, connection: str, hint: str) -> int | None:
+    """``login_hint``: an identity id, or the account's login/name or email at the provider."""
+    if not hint:
+        return None
+    identities = UserSocialAuth.objects.filter(user_id=user_id, provider=connection).select_related("details")
+    for identity in identities:
+        details = getattr(identity, "details", None)
+        names = {str(identity.pk), identity.uid}
+        if details is not None:
+            names |= {details.account_name.lower(), details.email.lower()}
+        if hint.lower() in names:
+            return identity.pk
+    raise errors.ConnectionRequired(
+        f"No linked {connection} account matches login_hint.", connection=connection
+    )
+
+
+def _token_exchange(request: HttpRequest) -> HttpResponse:
+    """RFC 8693 form: the agent key is the ``subject_token``; answers and errors per RFC 8693/6749."""
+    data = request.POST
+    try:
+        if data.get("grant_type") != TOKEN_EXCHANGE:
+            return _respond(
+                {"error": "unsupported_grant_type", "error_description": f"Use grant_type={TOKEN_EXCHANGE}."},
+                400,
+            )
+        subject_type = data.get("subject_token_type")
+        if subject_type not in (None, "", AGENT_KEY_TOKEN_TYPE, ACCESS_TOKEN_TYPE):
+            raise errors.InvalidRequest(f"subject_token_type must be {AGENT_KEY_TOKEN_TYPE}.")
+        requested_type = data.get("requested_token_type")
+        if requested_type not in (None, "", ACCESS_TOKEN_TYPE):
+            raise errors.InvalidRequest(f"requested_token_type must be {ACCESS_TOKEN_TYPE}.")
+        header_key = _bearer(request)
+        subject = data.get("subject_token") or header_key
+        if header_key and data.get("subject_token") and header_key != data.get("subject_token"):
+            raise errors.InvalidRequest("The Authorization header and subject_token name different keys.")
+        key = _authenticate(request, subject)
+        connection = _connection(data.get("connection"))
+        scopes = _scopes((data.get("scope") or "").split())
+        min_ttl = _min_ttl(int(data["min_ttl"]) if data.get("min_ttl", "").isdigit() else _MISSING)
+        try:
+            account = _account_from_hint(key.user_id, connection, (data.get("login_hint") or "")[:254])
+        except errors.ConnectionRequired as error:
+            return _rfc_error(
+                error, _with_connect_request(error, key=key, connection=connection, scopes=scopes)
+            )
+        token, actionable, error = _issue(
+            request, key, connection=connection, scopes=scopes, account=account, min_ttl=min_ttl
+        )
+        if error is not None:
+            return _rfc_error(error, actionable)
+    except errors.TokenVaultError as error:
+        return _rfc_error(error)
+    return _respond(
+        {
+            "access_token": token.access_token,
+            "issued_token_type": ACCESS_TOKEN_TYPE,
+            "token_type": "Bearer",
+            "expires_in": token.expires_in,
+            "scope": " ".join(token.scopes),
+        }
+    )
+
+
+@api_view("GET")
+def connections_endpoint(request: HttpRequest) -> HttpResponse:
+    """``GET /api/v1/connections``: the user's identities this key may see, never tokens."""
+    _refuse_key_in_url(request)
+    key = _authenticate(request, _bearer(request))
+    identities = (
+        UserSocialAuth.objects.filter(user_id=key.user_id, provider__in=key.providers)
+        .select_related("details", "token_set")
+        .order_by("provider", "pk")
+    )
+    rows = []
+    for identity in identities:
+        details = getattr(identity, "details", None)
+        token_set: TokenSet | None = getattr(identity, "token_set", None)
+        status = token_status(token_set, provider=identity.provider)
+        rows.append(
+            {
+                "account": identity.pk,
+                "connection": identity.provider,
+                "account_name": details.account_name if details else "",
+                "email": details.email if details else "",
+                "email_verified": bool(details and details.email_verified),
+                "default": bool(details and details.is_default),
+                "status": status.get("status", "missing") if token_set else "missing",
+                "scopes": list(token_set.scopes or []) if token_set else [],
+                "expires_at": token_set.expires_at.isoformat().replace("+00:00", "Z")
+                if token_set and token_set.expires_at
+                else None,
+            }
+        )
+    return _respond({"connections": rows})
+
+
+@api_view("POST")
+def connect_requests_endpoint(request: HttpRequest) -> HttpResponse:
+    """``POST /api/v1/connect-requests``: ask the user to link (or grant more to) a provider."""
+    _refuse_key_in_url(request)
+    key = _authenticate(request, _bearer(request))
+    body = _json_body(request)
+    row, created = connect.request_connection(
+        agent_key=key,
+        connection=_connection(body.get("connection")),
+        scopes=_scopes(body.get("scopes", _MISSING)),
+        reason="requested",
+    )
+    return _respond(connect.as_dict(row), 201 if created else 200)
+
+
+@api_view("GET")
+def connect_request_endpoint(request: HttpRequest, request_id: str) -> HttpResponse:
+    """``GET /api/v1/connect-requests/<id>``: poll a request this key made."""
+    _refuse_key_in_url(request)
+    key = _authenticate(request, _bearer(request))
+    return _respond(connect.as_dict(connect.get_for_agent(agent_key=key, request_id=request_id)))
+
+
+@api_view("GET", "POST", "PUT", "PATCH", "DELETE")
+def not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
+    raise NotFound()
+
+
+@api_view("GET")
+def openapi_document(request: HttpRequest) -> HttpResponse:
+    from .openapi import document
+
+    response = JsonResponse(document(request))
+    response["Cache-Control"] = "public, max-age=300"
+    return response

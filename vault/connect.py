@@ -1,0 +1,200 @@
+"""Connect requests: an agent asks its user to link a provider (or grant more scopes).
+
+The agent gets a URL (``/connect/<id>/``); the user opens it, sees which agent asks for what, and
+approves (a normal provider round trip with those scopes) or declines. A request is bound to its
+user and single use: once completed, declined or expired it stays so.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from social_django.models import UserSocialAuth
+
+from accounts import activity
+from accounts.models import Activity, User
+from accounts.providers import is_configured, provider_title
+
+from . import errors
+from . import scopes as scope_rules
+from .agents import AgentKey, check_allowed
+from .models import ConnectRequest, TokenSet
+
+LIFETIME = timedelta(seconds=getattr(settings, "CONNECT_REQUEST_SECONDS", 600))
+
+
+class ConnectRequestNotFound(errors.TokenVaultError):
+    code = "not_found"
+    status = 404
+    default_message = "No such connect request for this agent."
+
+
+class NotYourRequest(Exception):
+    """The signed-in person is not the user the request was made for."""
+
+
+class RequestClosed(Exception):
+    """The request is completed, declined or expired; ``status`` says which."""
+
+    def __init__(self, status: str) -> None:
+        self.status = status
+        super().__init__(status)
+
+
+def page_url(request: ConnectRequest) -> str:
+    return f"{settings.SITE_URL}/connect/{request.id}/"
+
+
+def as_dict(request: ConnectRequest) -> dict[str, object]:
+    return {
+        "id": request.id,
+        "status": request.current_status,
+        "authorize_url": page_url(request),
+        "connection": request.provider,
+        "scopes": list(request.scopes),
+        "expires_at": request.expires_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def request_connection(
+    *, agent_key: AgentKey, connection: str, scopes: list[str] | str = (), reason: str = ""
+) -> tuple[ConnectRequest, bool]:
+    """A pending request for this key, provider and scopes: reused if one is open, else new."""
+    wanted = sorted(scope_rules.normalise_requested(scopes))
+    if not isinstance(connection, str) or not is_configured(connection):
+        raise errors.InvalidRequest(f"Unknown connection {str(connection)[:40]!r}.")
+    check_allowed(agent_key, connection=connection, scopes=wanted)
+    now = timezone.now()
+    with transaction.atomic():
+        open_requests = ConnectRequest.objects.select_for_update().filter(
+            agent_key=agent_key, provider=connection, status=ConnectRequest.Status.PENDING, expires_at__gt=now
+        )
+        for existing in open_requests:
+            if sorted(existing.scopes) == wanted:
+                return existing, False
+        created = ConnectRequest.objects.create(
+            user_id=agent_key.user_id,
+            agent_key=agent_key,
+            provider=connection,
+            scopes=wanted,
+            reason=reason[:32],
+            expires_at=now + LIFETIME,
+        )
+        activity.record(
+            kind=Activity.Kind.CONNECT_REQUEST,
+            user=agent_key.user,
+            provider=connection,
+            message=f"Agent {agent_key.name!r} asked you to connect {provider_title(connection)}"
+            + (f" with {', '.join(wanted)}" if wanted else ""),
+            data={"connect_request": created.id, "reason": reason},
+        )
+    return created, True
+
+
+def get_for_agent(*, agent_key: AgentKey, request_id: str) -> ConnectRequest:
+    """Only the agent key that made a request can read it; anything else is "not found"."""
+    found = ConnectRequest.objects.filter(pk=str(request_id)[:40], agent_key=agent_key).first()
+    if found is None:
+        raise ConnectRequestNotFound()
+    _expire_if_due(found)
+    return found
+
+
+def _expire_if_due(found: ConnectRequest) -> None:
+    if found.status == ConnectRequest.Status.PENDING and found.expires_at <= timezone.now():
+        ConnectRequest.objects.filter(pk=found.pk, status=ConnectRequest.Status.PENDING).update(
+            status=ConnectRequest.Status.EXPIRED, closed_reason="expired"
+        )
+        found.status = ConnectRequest.Status.EXPIRED
+
+
+def open_for_user(*, request_id: str, user: User) -> ConnectRequest:
+    """The request a person opened; refused unless it was made for them and is still pending."""
+    found = ConnectRequest.objects.select_related("agent_key").filter(pk=str(request_id)[:40]).first()
+    if found is None:
+        raise ConnectRequestNotFound("No such connect request.")
+    if found.user_id != user.pk:
+        raise NotYourRequest()
+    _expire_if_due(found)
+    if found.status != ConnectRequest.Status.PENDING:
+        raise RequestClosed(found.status)
+    return found
+
+
+def _linked_identity_covering(found: ConnectRequest) -> UserSocialAuth | None:
+    """An identity of the user for that provider whose live grant covers the asked scopes."""
+    candidates = (
+        UserSocialAuth.objects.filter(user_id=found.user_id, provider=found.provider)
+        .select_related("token_set")
+        .order_by("-token_set__updated_at")
+    )
+    for identity in candidates:
+        token_set = getattr(identity, "token_set", None)
+        if token_set is None or token_set.status != TokenSet.Status.ACTIVE:
+            continue
+        if not scope_rules.missing_scopes(
+            found.provider, granted=token_set.scopes or [], requested=found.scopes
+        ):
+            return identity
+    return None
+
+
+def complete(*, request_id: str, user: User) -> ConnectRequest:
+    """Mark the request completed once the person has linked what it asked for (single use)."""
+    with transaction.atomic():
+        found = ConnectRequest.objects.select_for_update().filter(pk=str(request_id)[:40]).first()
+        if found is None:
+            raise ConnectRequestNotFound("No such connect request.")
+        if found.user_id != user.pk:
+            raise NotYourRequest()
+        _expire_if_due(found)
+        if found.status != ConnectRequest.Status.PENDING:
+            raise RequestClosed(found.status)
+        identity = _linked_identity_covering(found)
+        if identity is None:
+            return found  # still pending: the round trip did not (yet) give what was asked
+        found.status = ConnectRequest.Status.COMPLETED
+        found.completed_at = timezone.now()
+        found.identity_id = identity.pk
+        found.save(update_fields=["status", "completed_at", "identity_id"])
+        activity.record(
+            kind=Activity.Kind.CONNECT_REQUEST,
+            user=user,
+            identity=identity,
+            message=f"Approved agent {found.agent_key.name!r}'s request for {provider_title(found.provider)}",
+            data={"connect_request": found.id, "status": "completed"},
+        )
+    return found
+
+
+def decline(*, request_id: str, user: User) -> ConnectRequest:
+    with transaction.atomic():
+        found = ConnectRequest.objects.select_for_update().filter(pk=str(request_id)[:40]).first()
+        if found is None:
+            raise ConnectRequestNotFound("No such connect request.")
+        if found.user_id != user.pk:
+            raise NotYourRequest()
+        _expire_if_due(found)
+        if found.status != ConnectRequest.Status.PENDING:
+            raise RequestClosed(found.status)
+        found.status = ConnectRequest.Status.DECLINED
+        found.closed_reason = "declined by the user"
+        found.save(update_fields=["status", "closed_reason"])
+        activity.record(
+            kind=Activity.Kind.CONNECT_REQUEST,
+            user=user,
+            provider=found.provider,
+            message=f"Declined agent {found.agent_key.name!r}'s request for {provider_title(found.provider)}",
+            data={"connect_request": found.id, "status": "declined"},
+        )
+    return found
+
+
+def cancel_pending(*, user: User, reason: str) -> int:
+    """Close every pending request of ``user`` (merge, deactivation): they expire at once."""
+    return ConnectRequest.objects.filter(user=user, status=ConnectRequest.Status.PENDING).update(
+        status=ConnectRequest.Status.EXPIRED, closed_reason=reason[:200]
+    )

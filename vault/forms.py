@@ -1,0 +1,41 @@
+"""The agents page's form: which providers (and optionally scopes) a new key may use, and for how long."""
+
+from __future__ import annotations
+
+from django import forms
+
+from accounts.providers import configured_providers
+
+from .agents import EXPIRY_CHOICES_DAYS
+
+
+class AgentKeyForm(forms.Form):
+    name = forms.CharField(label="Agent name", max_length=100, help_text="So you can tell your agents apart.")
+    providers = forms.MultipleChoiceField(
+        label="Providers it may use", widget=forms.CheckboxSelectMultiple, choices=()
+    )
+    expires_in_days = forms.TypedChoiceField(
+        label="Expires after",
+        coerce=int,
+        initial=30,
+        choices=[(d, f"{d} day{'s' if d > 1 else ''}") for d in EXPIRY_CHOICES_DAYS],
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        providers = configured_providers()
+        self.fields["providers"].choices = [(p.name, p.title) for p in providers]
+        for provider in providers:
+            self.fields[f"scopes_{provider.name}"] = forms.CharField(
+                label=f"Only these {provider.title} scopes (optional)",
+                required=False,
+                max_length=2000,
+                help_text="Space-separated. Leave empty to allow any scope the account has granted.",
+            )
+
+    def scope_limits(self) -> dict[str, list[str]]:
+        return {
+            name: self.cleaned_data.get(f"scopes_{name}", "").split()
+            for name in self.cleaned_data.get("providers", [])
+            if self.cleaned_data.get(f"scopes_{name}")
+        }

@@ -1,0 +1,283 @@
+"""The OpenAPI 3 document of the agent API, served at ``/api/v1/openapi.json``.
+
+Kept by hand next to the views it describes; ``tests/test_agent_openapi.py`` checks the running
+API against it with schemathesis.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+
+from accounts.providers import configured_providers
+
+_ERROR = {
+    "type": "object",
+    "required": ["error", "error_description"],
+    "properties": {
+        "error": {"type": "string", "description": "A stable code (see the descriptions of the responses)."},
+        "error_description": {"type": "string"},
+        "authorize_url": {"type": "string", "format": "uri"},
+        "connect_request": {"type": "string"},
+        "required_scopes": {"type": "array", "items": {"type": "string"}},
+        "granted_scopes": {"type": "array", "items": {"type": "string"}},
+        "retry_after": {"type": "integer"},
+        "connection": {"type": "string"},
+    },
+}
+
+
+def _error_responses(*statuses: int) -> dict[str, Any]:
+    text = {
+        400: "`invalid_request`: the request is malformed.",
+        401: "`invalid_token`: the agent key is missing, malformed, expired or revoked.",
+        403: "`access_denied` (the key may not do this), or `connection_required`, `insufficient_scope`, "
+        "`reauthorization_required` with `authorize_url` and `connect_request` for the user to fix it.",
+        404: "`not_found`.",
+        405: "`invalid_request`: wrong method.",
+        429: "`rate_limited`, with `Retry-After`.",
+        503: "`provider_unavailable` (with `Retry-After`), `provider_misconfigured` or `vault_unavailable`.",
+    }
+    return {
+        str(status): {
+            "description": text[status],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+        for status in statuses
+    }
+
+
+def document(request: HttpRequest | None = None) -> dict[str, Any]:
+    connections = [p.name for p in configured_providers()] or ["github"]
+    connection = {
+        "type": "string",
+        "enum": connections,
+        "description": "Provider (social-auth backend) name.",
+    }
+    scopes = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 200}, "maxItems": 50}
+    connect_request = {
+        "type": "object",
+        "required": ["id", "status", "authorize_url", "connection", "scopes", "expires_at"],
+        "properties": {
+            "id": {"type": "string"},
+            "status": {"type": "string", "enum": ["pending", "completed", "declined", "expired"]},
+            "authorize_url": {"type": "string", "format": "uri"},
+            "connection": {"type": "string"},
+            "scopes": {"type": "array", "items": {"type": "string"}},
+            "expires_at": {"type": "string", "format": "date-time"},
+        },
+    }
+    auth_errors = (400, 401, 429)
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "linking_site agent API",
+            "version": "1",
+            "description": "Short-lived provider tokens for agents acting for a user. Authenticate with "
+            "`Authorization: Bearer <agent key>`; keys are created on /settings/agents/.",
+        },
+        "servers": [{"url": settings.SITE_URL}],
+        "components": {
+            "securitySchemes": {"agentKey": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": _ERROR, "ConnectRequest": connect_request},
+        },
+        "security": [{"agentKey": []}],
+        "paths": {
+            "/api/v1/token": {
+                "post": {
+                    "summary": "Get a fresh provider access token for the key's user",
+                    "operationId": "getToken",
+                    # The RFC 8693 form carries the key as subject_token instead of the header.
+                    "security": [{"agentKey": []}, {}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["connection"],
+                                    "properties": {
+                                        "connection": connection,
+                                        "scopes": scopes,
+                                        "account": {
+                                            "type": "integer",
+                                            "minimum": 1,
+                                            "description": "Identity id, to pick one of several "
+                                            "accounts of the provider.",
+                                        },
+                                        "min_ttl": {"type": "integer", "minimum": 0, "maximum": 3600},
+                                    },
+                                }
+                            },
+                            "application/x-www-form-urlencoded": {
+                                "schema": {
+                                    "type": "object",
+                                    "description": "RFC 8693 token exchange; the agent key is the subject_token. "
+                                    "Answers and errors follow RFC 8693 / RFC 6749.",
+                                    "required": ["grant_type", "subject_token", "connection"],
+                                    "properties": {
+                                        "grant_type": {
+                                            "type": "string",
+                                            "enum": ["urn:ietf:params:oauth:grant-type:token-exchange"],
+                                        },
+                                        "subject_token": {"type": "string"},
+                                        "subject_token_type": {"type": "string"},
+                                        "requested_token_type": {"type": "string"},
+                                        "connection": connection,
+                                        "login_hint": {"type": "string"},
+                                        "scope": {"type": "string"},
+                                    },
+                                }
+                            },
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "The token (JSON form), or the RFC 8693 response (form body).",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["access_token", "token_type", "scope"],
+                                        "properties": {
+                                            "access_token": {"type": "string"},
+                                            "token_type": {"type": "string"},
+                                            "issued_token_type": {"type": "string"},
+                                            "expires_in": {"type": "integer", "nullable": True},
+                                            "expires_at": {
+                                                "type": "string",
+                                                "format": "date-time",
+                                                "nullable": True,
+                                            },
+                                            "scope": {"type": "string"},
+                                            "connection": {"type": "string"},
+                                            "account": {"type": "integer"},
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        **_error_responses(*auth_errors, 403, 503),
+                    },
+                }
+            },
+            "/api/v1/connections": {
+                "get": {
+                    "summary": "The user's linked accounts this key may see, with token status (never tokens)",
+                    "operationId": "listConnections",
+                    "responses": {
+                        "200": {
+                            "description": "Linked accounts.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["connections"],
+                                        "properties": {
+                                            "connections": {
+                                                "type": "array",
+                                                "items": {
+                                                    "type": "object",
+                                                    "required": ["account", "connection", "status", "scopes"],
+                                                    "properties": {
+                                                        "account": {"type": "integer"},
+                                                        "connection": {"type": "string"},
+                                                        "account_name": {"type": "string"},
+                                                        "email": {"type": "string"},
+                                                        "email_verified": {"type": "boolean"},
+                                                        "default": {"type": "boolean"},
+                                                        "status": {
+                                                            "type": "string",
+                                                            "enum": [
+                                                                "active",
+                                                                "reconnect_required",
+                                                                "missing",
+                                                            ],
+                                                        },
+                                                        "scopes": {
+                                                            "type": "array",
+                                                            "items": {"type": "string"},
+                                                        },
+                                                        "expires_at": {
+                                                            "type": "string",
+                                                            "format": "date-time",
+                                                            "nullable": True,
+                                                        },
+                                                    },
+                                                },
+                                            }
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        **_error_responses(*auth_errors),
+                    },
+                }
+            },
+            "/api/v1/connect-requests": {
+                "post": {
+                    "summary": "Ask the user to link a provider (or grant more scopes)",
+                    "operationId": "createConnectRequest",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["connection"],
+                                    "properties": {"connection": connection, "scopes": scopes},
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": {
+                            "description": "Created.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/ConnectRequest"}
+                                }
+                            },
+                        },
+                        "200": {
+                            "description": "An open request for the same key, provider and scopes.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/ConnectRequest"}
+                                }
+                            },
+                        },
+                        **_error_responses(*auth_errors, 403),
+                    },
+                }
+            },
+            "/api/v1/connect-requests/{request_id}": {
+                "get": {
+                    "summary": "Poll a connect request this key made",
+                    "operationId": "getConnectRequest",
+                    "parameters": [
+                        {
+                            "name": "request_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "maxLength": 40},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The request.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/ConnectRequest"}
+                                }
+                            },
+                        },
+                        **_error_responses(*auth_errors, 404),
+                    },
+                }
+            },
+        },
+    }

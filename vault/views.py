@@ -1,0 +1,140 @@
+"""Pages for people: agent keys (/settings/agents/) and agents' connect requests (/connect/<id>/)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.utils.cache import add_never_cache_headers
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts import sudo
+from accounts.providers import provider_title
+
+from . import agents, connect
+from .forms import AgentKeyForm
+
+
+def _agents_page(
+    request: HttpRequest, form: AgentKeyForm, new_key: str = "", new_row=None, status: int = 200
+) -> HttpResponse:
+    response = render(
+        request,
+        "vault/agents.html",
+        {
+            "form": form,
+            "keys": agents.keys_with_recent_grants(request.user),
+            "new_key": new_key,
+            "new_row": new_row,
+            "sudo_active": sudo.is_recent(request),
+        },
+        status=status,
+    )
+    add_never_cache_headers(response)  # a new key is on this page once; no cache may keep it
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def agents_page(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return _agents_page(request, AgentKeyForm())
+    if not sudo.is_recent(request):
+        messages.info(request, "Please confirm it's you before creating an agent key.")
+        return HttpResponseRedirect(sudo.reauthenticate_url("/settings/agents/"))
+    form = AgentKeyForm(request.POST)
+    if not form.is_valid():
+        return _agents_page(request, form, status=400)
+    try:
+        row, key = agents.create_agent_key(
+            user=request.user,
+            name=form.cleaned_data["name"],
+            providers=form.cleaned_data["providers"],
+            scopes=form.scope_limits(),
+            expires_in_days=form.cleaned_data["expires_in_days"],
+            request=request,
+        )
+    except agents.AgentKeyError as error:
+        form.add_error(None, str(error))
+        return _agents_page(request, form, status=400)
+    return _agents_page(request, AgentKeyForm(), new_key=key, new_row=row)
+
+
+@login_required
+@require_POST
+def revoke_key(request: HttpRequest, key_id: int) -> HttpResponse:
+    try:
+        row = agents.revoke_agent_key(user=request.user, key_id=key_id, request=request)
+    except agents.AgentKeyError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Revoked agent key {row.name} ({row.hint}). It stops working at once.")
+    return HttpResponseRedirect("/settings/agents/")
+
+
+def _closed_page(request: HttpRequest, status: str) -> HttpResponse:
+    return render(request, "vault/connect_closed.html", {"status": status}, status=410)
+
+
+@require_GET
+def connect_page(request: HttpRequest, request_id: str) -> HttpResponse:
+    """Where a user approves or declines an agent's request."""
+    if not request.user.is_authenticated:
+        return HttpResponseRedirect(f"/?next=/connect/{request_id[:40]}/")
+    try:
+        found = connect.open_for_user(request_id=request_id, user=request.user)
+    except connect.ConnectRequestNotFound:
+        return render(request, "vault/connect_closed.html", {"status": "unknown"}, status=404)
+    except connect.NotYourRequest:
+        return render(request, "vault/connect_not_yours.html", status=403)
+    except connect.RequestClosed as closed:
+        return _closed_page(request, closed.status)
+    return render(
+        request,
+        "vault/connect.html",
+        {
+            "cr": found,
+            "title": provider_title(found.provider),
+            "sudo_active": sudo.is_recent(request),
+        },
+    )
+
+
+@login_required
+@require_GET
+def connect_done(request: HttpRequest, request_id: str) -> HttpResponse:
+    """Back from the provider: complete the request if the account now has what was asked."""
+    try:
+        found = connect.complete(request_id=request_id, user=request.user)
+    except connect.ConnectRequestNotFound:
+        return render(request, "vault/connect_closed.html", {"status": "unknown"}, status=404)
+    except connect.NotYourRequest:
+        return render(request, "vault/connect_not_yours.html", status=403)
+    except connect.RequestClosed as closed:
+        if closed.status == "completed":
+            return render(request, "vault/connect_done.html", {"title": ""})
+        return _closed_page(request, closed.status)
+    if found.status != "completed":
+        messages.error(
+            request,
+            f"{provider_title(found.provider)} did not grant everything the agent asked "
+            "for. You can try again or decline.",
+        )
+        return HttpResponseRedirect(f"/connect/{found.id}/")
+    return render(request, "vault/connect_done.html", {"cr": found, "title": provider_title(found.provider)})
+
+
+@login_required
+@require_POST
+def connect_decline(request: HttpRequest, request_id: str) -> HttpResponse:
+    try:
+        connect.decline(request_id=request_id, user=request.user)
+    except connect.ConnectRequestNotFound:
+        return render(request, "vault/connect_closed.html", {"status": "unknown"}, status=404)
+    except connect.NotYourRequest:
+        return render(request, "vault/connect_not_yours.html", status=403)
+    except connect.RequestClosed as closed:
+        return _closed_page(request, closed.status)
+    messages.info(request, "You declined the agent's request. Nothing was linked.")
+    return HttpResponseRedirect("/settings/agents/")
