@@ -442,3 +442,51 @@ def test_staff_see_grants_and_keys_in_the_admin_without_secrets(alice, key):
     keys = admin.get("/admin/vault/agentkey/").content.decode()
     assert "helper bot" in grants and "helper bot" in keys
     assert body["access_token"] not in grants and key not in keys
+
+
+def test_an_agent_key_appears_only_on_its_creation_page(
+    client, alice, caplog, django_capture_on_commit_callbacks
+):
+    import logging
+
+    from django.core.management import call_command
+    from django.db import connection
+
+    caplog.set_level(logging.DEBUG)
+    with django_capture_on_commit_callbacks(execute=True):
+        created = client.post(
+            "/settings/agents/", {"name": "canary", "providers": ["github"], "expires_in_days": "7"}
+        )
+    key = created.content.decode().split('data-agent-key="', 1)[1].split('"', 1)[0]
+    call("POST", "/api/v1/token", key, {"connection": "github"})
+    call("GET", f"/api/v1/connections?key={key}")  # a key sent in a URL is refused, and not logged
+    staff = User.objects.create_superuser("root", "root@example.com", "pw-for-tests-123")
+    admin = Client()
+    admin.force_login(staff)
+    pages = [client.get(p).content.decode() for p in ("/settings/agents/", "/settings/activity/")]
+    pages += [
+        admin.get(p).content.decode()
+        for p in (
+            "/admin/vault/agentkey/",
+            "/admin/accounts/activity/",
+            f"/admin/vault/agentkey/{AgentKey.objects.get().pk}/change/",
+        )
+    ]
+    dump = []
+    with connection.cursor() as cursor:
+        for table in ("vault_agentkey", "vault_tokengrant", "accounts_activity", "django_session"):
+            cursor.execute(f"SELECT * FROM {table}")
+            dump.append(repr(cursor.fetchall()))
+    from io import StringIO
+
+    out = StringIO()
+    call_command("vault_status", stdout=out)
+    for where, text in [
+        ("logs", caplog.text),
+        ("mail", " ".join(m.body for m in mail.outbox)),
+        ("database", " ".join(dump)),
+        ("command", out.getvalue()),
+        *[("page", p) for p in pages],
+    ]:
+        assert key not in text, where
+        assert key[4:20] not in text, where

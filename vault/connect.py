@@ -113,7 +113,12 @@ def _expire_if_due(found: ConnectRequest) -> None:
 
 def open_for_user(*, request_id: str, user: User) -> ConnectRequest:
     """The request a person opened; refused unless it was made for them and is still pending."""
-    found = ConnectRequest.objects.select_related("agent_key").filter(pk=str(request_id)[:40]).first()
+    return _pending_for(ConnectRequest.objects.select_related("agent_key"), request_id=request_id, user=user)
+
+
+def _pending_for(queryset, *, request_id: str, user: User) -> ConnectRequest:
+    """The request if it is ``user``'s and still pending; otherwise the reason it is not."""
+    found = queryset.filter(pk=str(request_id)[:40]).first()
     if found is None:
         raise ConnectRequestNotFound("No such connect request.")
     if found.user_id != user.pk:
@@ -122,6 +127,15 @@ def open_for_user(*, request_id: str, user: User) -> ConnectRequest:
     if found.status != ConnectRequest.Status.PENDING:
         raise RequestClosed(found.status)
     return found
+
+
+def _lock_pending(*, request_id: str, user: User) -> ConnectRequest:
+    """``_pending_for`` with the row locked, inside the caller's transaction (single use)."""
+    return _pending_for(
+        ConnectRequest.objects.select_for_update().select_related("agent_key"),
+        request_id=request_id,
+        user=user,
+    )
 
 
 def _linked_identity_covering(found: ConnectRequest) -> UserSocialAuth | None:
@@ -145,14 +159,7 @@ def _linked_identity_covering(found: ConnectRequest) -> UserSocialAuth | None:
 def complete(*, request_id: str, user: User) -> ConnectRequest:
     """Mark the request completed once the person has linked what it asked for (single use)."""
     with transaction.atomic():
-        found = ConnectRequest.objects.select_for_update().filter(pk=str(request_id)[:40]).first()
-        if found is None:
-            raise ConnectRequestNotFound("No such connect request.")
-        if found.user_id != user.pk:
-            raise NotYourRequest()
-        _expire_if_due(found)
-        if found.status != ConnectRequest.Status.PENDING:
-            raise RequestClosed(found.status)
+        found = _lock_pending(request_id=request_id, user=user)
         identity = _linked_identity_covering(found)
         if identity is None:
             return found  # still pending: the round trip did not (yet) give what was asked
@@ -172,14 +179,7 @@ def complete(*, request_id: str, user: User) -> ConnectRequest:
 
 def decline(*, request_id: str, user: User) -> ConnectRequest:
     with transaction.atomic():
-        found = ConnectRequest.objects.select_for_update().filter(pk=str(request_id)[:40]).first()
-        if found is None:
-            raise ConnectRequestNotFound("No such connect request.")
-        if found.user_id != user.pk:
-            raise NotYourRequest()
-        _expire_if_due(found)
-        if found.status != ConnectRequest.Status.PENDING:
-            raise RequestClosed(found.status)
+        found = _lock_pending(request_id=request_id, user=user)
         found.status = ConnectRequest.Status.DECLINED
         found.closed_reason = "declined by the user"
         found.save(update_fields=["status", "closed_reason"])

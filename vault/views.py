@@ -77,6 +77,20 @@ def _closed_page(request: HttpRequest, status: str) -> HttpResponse:
     return render(request, "vault/connect_closed.html", {"status": status}, status=410)
 
 
+def _refusal(request: HttpRequest, error: Exception) -> HttpResponse:
+    """The page for a connect request that cannot be acted on by this person now."""
+    if isinstance(error, connect.NotYourRequest):
+        return render(request, "vault/connect_not_yours.html", status=403)
+    if isinstance(error, connect.RequestClosed):
+        if error.status == "completed":
+            return render(request, "vault/connect_done.html", {"title": ""})
+        return _closed_page(request, error.status)
+    return render(request, "vault/connect_closed.html", {"status": "unknown"}, status=404)
+
+
+_REFUSALS = (connect.ConnectRequestNotFound, connect.NotYourRequest, connect.RequestClosed)
+
+
 @require_GET
 def connect_page(request: HttpRequest, request_id: str) -> HttpResponse:
     """Where a user approves or declines an agent's request."""
@@ -84,12 +98,10 @@ def connect_page(request: HttpRequest, request_id: str) -> HttpResponse:
         return HttpResponseRedirect(f"/?next=/connect/{request_id[:40]}/")
     try:
         found = connect.open_for_user(request_id=request_id, user=request.user)
-    except connect.ConnectRequestNotFound:
-        return render(request, "vault/connect_closed.html", {"status": "unknown"}, status=404)
-    except connect.NotYourRequest:
-        return render(request, "vault/connect_not_yours.html", status=403)
     except connect.RequestClosed as closed:
-        return _closed_page(request, closed.status)
+        return _closed_page(request, closed.status)  # even a completed one: this page is the start
+    except _REFUSALS as error:
+        return _refusal(request, error)
     return render(
         request,
         "vault/connect.html",
@@ -107,14 +119,8 @@ def connect_done(request: HttpRequest, request_id: str) -> HttpResponse:
     """Back from the provider: complete the request if the account now has what was asked."""
     try:
         found = connect.complete(request_id=request_id, user=request.user)
-    except connect.ConnectRequestNotFound:
-        return render(request, "vault/connect_closed.html", {"status": "unknown"}, status=404)
-    except connect.NotYourRequest:
-        return render(request, "vault/connect_not_yours.html", status=403)
-    except connect.RequestClosed as closed:
-        if closed.status == "completed":
-            return render(request, "vault/connect_done.html", {"title": ""})
-        return _closed_page(request, closed.status)
+    except _REFUSALS as error:
+        return _refusal(request, error)
     if found.status != "completed":
         messages.error(
             request,
@@ -130,11 +136,9 @@ def connect_done(request: HttpRequest, request_id: str) -> HttpResponse:
 def connect_decline(request: HttpRequest, request_id: str) -> HttpResponse:
     try:
         connect.decline(request_id=request_id, user=request.user)
-    except connect.ConnectRequestNotFound:
-        return render(request, "vault/connect_closed.html", {"status": "unknown"}, status=404)
-    except connect.NotYourRequest:
-        return render(request, "vault/connect_not_yours.html", status=403)
     except connect.RequestClosed as closed:
         return _closed_page(request, closed.status)
+    except _REFUSALS as error:
+        return _refusal(request, error)
     messages.info(request, "You declined the agent's request. Nothing was linked.")
     return HttpResponseRedirect("/settings/agents/")
