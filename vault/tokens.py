@@ -37,6 +37,7 @@ from typing import Any, Literal
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 from social_core.backends.open_id_connect import OpenIdConnectAuth
@@ -607,7 +608,14 @@ def _refresh_with_lease(ctx: _Context) -> tuple[TokenSet, bool]:
                 version=token_set.version,
                 lease_id=token_set.lease_id,
                 identity_id=ctx.identity_id,
-            ).update(lease_id=lease, lease_expires_at=now + timedelta(seconds=_lease_seconds()))
+            ).update(
+                lease_id=lease,
+                lease_expires_at=now + timedelta(seconds=_lease_seconds()),
+                # Bumped so a caller that read the row before this claim, and tries to claim it
+                # after this refresh has finished (lease empty again), fails instead of refreshing
+                # a second time without seeing this refresh's outcome (e.g. an outage pause).
+                version=F("version") + 1,
+            )
         if claimed:
             break
 
