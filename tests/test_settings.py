@@ -89,3 +89,20 @@ def test_health_and_readiness(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.content
+
+
+def test_dev_setup_writes_keys_once_and_refuses_production(tmp_path):
+    target = tmp_path / ".env"
+    first = _run({"DEBUG": "on"}, "dev_setup", "--path", str(target))
+    assert first.returncode == 0, first.stderr
+    assert "Created a SECRET_KEY and a vault key named dev-" in first.stdout
+    written = target.read_text()
+    assert "VAULT_KEYS=dev-" in written and "SECRET_KEY=" in written
+    key_line = next(line for line in written.splitlines() if line.startswith("VAULT_KEYS="))
+    assert key_line.split(":", 1)[1] not in first.stdout  # never printed
+    again = _run({"DEBUG": "on"}, "dev_setup", "--path", str(target))
+    assert "Using the existing" in again.stdout and target.read_text() == written
+    refused = _run({**PRODUCTION, "DEBUG": "off"}, "dev_setup", "--path", str(tmp_path / "prod.env"))
+    assert refused.returncode != 0
+    assert "development only" in refused.stderr
+    assert not (tmp_path / "prod.env").exists()

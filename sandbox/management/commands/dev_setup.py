@@ -7,18 +7,24 @@ key generated silently.
 import base64
 import secrets
 from datetime import date
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
+    # It writes the very settings the checks would complain about (VAULT_KEYS), so it runs first.
+    requires_system_checks: list = []
     help = "Create a development .env (DEBUG, SECRET_KEY, VAULT_KEYS) if it does not exist. Development only."
 
-    def handle(self, *args, **options) -> None:
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--path", help="where to write (default: .env in the project folder)")
+
+    def handle(self, *args, path: str | None = None, **options) -> None:
         if not settings.DEBUG:
             raise CommandError("dev_setup is for development only: DEBUG is off, so no key was generated.")
-        path = settings.BASE_DIR / ".env"
+        path = Path(path) if path else settings.BASE_DIR / ".env"
         lines = path.read_text().splitlines() if path.exists() else []
         names = {line.split("=", 1)[0].strip() for line in lines if "=" in line and not line.startswith("#")}
         added = []
