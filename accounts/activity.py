@@ -28,6 +28,8 @@ def record(
     data: dict[str, Any] | None = None,
     actor: User | None = None,
     ip_address: str | None = None,
+    identity_id: int | None = None,
+    agent_key_id: int | None = None,
 ) -> Activity:
     """Append one activity record. ``identity`` is a ``UserSocialAuth`` when there is one."""
     if identity is not None:
@@ -39,8 +41,9 @@ def record(
         actor=actor,
         provider=provider,
         uid=uid,
-        identity_id=getattr(identity, "pk", None),
+        identity_id=getattr(identity, "pk", None) or identity_id,
         message=message[:500],
         data=data or {},
         ip_address=ip_address or client_ip(request),
+        agent_key_id=agent_key_id,
     )

@@ -104,6 +104,9 @@ class Activity(models.Model):
     identity_id = models.BigIntegerField(
         null=True, blank=True, help_text="Kept as a number: identities go away."
     )
+    agent_key_id = models.BigIntegerField(
+        null=True, blank=True, db_index=True, help_text="The agent key that did it, for agents' actions."
+    )
     message = models.CharField(max_length=500, blank=True)
     data = models.JSONField(default=dict, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)

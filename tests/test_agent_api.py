@@ -14,7 +14,7 @@ from django.utils import timezone
 from accounts.models import Activity, User
 from sandbox import state as sandbox_state
 from vault import agents, keyformat
-from vault.models import AgentKey, ConnectRequest, TokenGrant, TokenSet
+from vault.models import AgentKey, ConnectRequest, TokenSet
 from vault.testing import expire
 
 from .flows import messages_on, round_trip, sign_in
@@ -164,9 +164,10 @@ def test_token_api_hands_out_a_fresh_token_and_records_it(client, alice, key):
     assert "no-store" in response.headers["Cache-Control"]
     token_set = TokenSet.objects.get()
     assert token_set.read_refresh_token() not in response.content.decode()
-    grant = TokenGrant.objects.get()
-    assert (grant.provider, grant.agent_name, grant.ip_address) == ("github", "helper bot", "10.1.2.3")
-    assert Activity.objects.filter(user=alice, kind=Activity.Kind.TOKEN_ISSUED).exists()
+    grant = Activity.objects.get(kind=Activity.Kind.TOKEN_ISSUED)
+    assert (grant.user, grant.provider, grant.ip_address) == (alice, "github", "10.1.2.3")
+    assert grant.agent_key_id == AgentKey.objects.get().pk and grant.data["agent"] == "helper bot"
+    assert grant.identity_id == body["account"]
     agents_page = client.get("/settings/agents/").content.decode()
     assert "data-grant" in agents_page and "10.1.2.3" in agents_page
     assert "Token handed out" in client.get("/settings/activity/").content.decode()
@@ -181,7 +182,7 @@ def test_key_is_accepted_only_in_the_authorization_header(alice, key):
     assert (status, body["error"]) == (401, "invalid_token")
     status, _, _response = call("GET", f"/api/v1/connections?access_token={key}")
     assert status == 400
-    assert not TokenGrant.objects.exists()
+    assert not Activity.objects.filter(kind=Activity.Kind.TOKEN_ISSUED).exists()
 
 
 def test_access_denied_for_providers_and_scopes_the_key_was_not_given(alice):
@@ -224,7 +225,7 @@ def test_invalid_requests_are_refused_clearly(alice, key):
     assert big.status_code == 400 and "at most" in big.json()["error_description"]
     assert Client().get("/api/v1/token", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 405
     assert Client().get("/api/v1/nothing-here").json()["error"] == "not_found"
-    assert not TokenGrant.objects.exists()
+    assert not Activity.objects.filter(kind=Activity.Kind.TOKEN_ISSUED).exists()
 
 
 # --- 3. actionable errors -----------------------------------------------------------------------
@@ -276,7 +277,7 @@ def test_another_users_account_id_is_answered_like_an_unknown_one(alice, key):
     unknown = call("POST", "/api/v1/token", key, {"connection": "github", "account": 987654})[1]
     assert theirs["error"] == unknown["error"] == "connection_required"
     assert theirs["error_description"] == unknown["error_description"]
-    assert not TokenGrant.objects.exists()
+    assert not Activity.objects.filter(kind=Activity.Kind.TOKEN_ISSUED).exists()
 
 
 # --- 4. connect requests ----------------------------------------------------------------------
@@ -438,7 +439,7 @@ def test_staff_see_grants_and_keys_in_the_admin_without_secrets(alice, key):
     staff = User.objects.create_superuser("root", "root@example.com", "pw-for-tests-123")
     admin = Client()
     admin.force_login(staff)
-    grants = admin.get("/admin/vault/tokengrant/").content.decode()
+    grants = admin.get("/admin/accounts/activity/?kind=token_issued").content.decode()
     keys = admin.get("/admin/vault/agentkey/").content.decode()
     assert "helper bot" in grants and "helper bot" in keys
     assert body["access_token"] not in grants and key not in keys
@@ -474,7 +475,7 @@ def test_an_agent_key_appears_only_on_its_creation_page(
     ]
     dump = []
     with connection.cursor() as cursor:
-        for table in ("vault_agentkey", "vault_tokengrant", "accounts_activity", "django_session"):
+        for table in ("vault_agentkey", "accounts_activity", "django_session"):
             cursor.execute(f"SELECT * FROM {table}")
             dump.append(repr(cursor.fetchall()))
     from io import StringIO
@@ -490,3 +491,11 @@ def test_an_agent_key_appears_only_on_its_creation_page(
     ]:
         assert key not in text, where
         assert key[4:20] not in text, where
+
+
+def test_a_token_request_costs_three_queries(alice, key, django_assert_num_queries):
+    call("POST", "/api/v1/token", key, {"connection": "github"})  # first use notes the key's last use
+    # Key and user; the identity with its details and token set; the activity record.
+    with django_assert_num_queries(3):
+        status, _body, _ = call("POST", "/api/v1/token", key, {"connection": "github"})
+    assert status == 200

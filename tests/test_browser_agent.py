@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from vault.models import ConnectRequest, TokenGrant
+from accounts.models import Activity
+from vault.models import ConnectRequest
 
 from .browser import chromium_page, sandbox_sign_in
 
@@ -85,4 +86,4 @@ def test_agent_asks_user_connects_agent_retries_and_gets_a_token(live_server, se
         finally:
             if agent.poll() is None:
                 agent.kill()
-    assert TokenGrant.objects.get().agent_name == "example agent"
+    assert Activity.objects.get(kind=Activity.Kind.TOKEN_ISSUED).data["agent"] == "example agent"

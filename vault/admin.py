@@ -15,7 +15,7 @@ from django.utils.html import format_html
 from accounts.providers import provider_title
 
 from . import errors, revocation, tokens
-from .models import AgentKey, ConnectRequest, TokenGrant, TokenSet
+from .models import AgentKey, ConnectRequest, TokenSet
 
 #: Shown fields: never ``access_token_encrypted`` / ``refresh_token_encrypted`` / ``lease_id``.
 SHOWN_FIELDS = (
@@ -189,17 +189,6 @@ class AgentKeyAdmin(_ReadOnly):
             )
             count += 1
         self.message_user(request, f"Revoked {count} agent key(s).", messages.SUCCESS)
-
-
-@admin.register(TokenGrant)
-class TokenGrantAdmin(_ReadOnly):
-    """Every token handed to an agent (never the token itself)."""
-
-    list_display = ("created_at", "user", "agent_name", "provider", "account_name", "scopes", "ip_address")
-    list_filter = ("provider",)
-    search_fields = ("agent_name", "user__username", "user__email", "account_name")
-    date_hierarchy = "created_at"
-    list_select_related = ("user",)
 
 
 @admin.register(ConnectRequest)

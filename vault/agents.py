@@ -5,7 +5,6 @@ The agents page, the admin, the API and the merge all call these functions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
@@ -19,7 +18,7 @@ from accounts.providers import is_configured, provider_title
 
 from . import errors, keyformat
 from . import scopes as scope_rules
-from .models import AgentKey, TokenGrant
+from .models import AgentKey
 
 EXPIRY_CHOICES_DAYS = (1, 7, 30, 90, 365)
 MAX_KEYS_PER_USER = 50
@@ -180,11 +179,6 @@ def note_use(key: AgentKey, *, ip_address: str | None) -> None:
         AgentKey.objects.filter(pk=key.pk).update(last_used_at=now, last_used_ip=ip_address)
 
 
-@dataclass(frozen=True)
-class IssuedToken:
-    grant: TokenGrant
-
-
 def record_token_issued(
     *,
     key: AgentKey,
@@ -193,35 +187,28 @@ def record_token_issued(
     account_name: str,
     scopes: list[str],
     ip_address: str | None,
-) -> TokenGrant:
-    """Every token handed to an agent is recorded, for the user and for staff."""
-    grant = TokenGrant.objects.create(
-        user_id=key.user_id,
-        agent_key=key,
-        agent_name=key.name,
-        provider=connection,
-        identity_id=identity_id,
-        account_name=account_name[:255],
-        scopes=list(scopes),
-        ip_address=ip_address,
-    )
-    activity.record(
+) -> Activity:
+    """Every token handed to an agent is recorded (one row: this is on the token's hot path)."""
+    return activity.record(
         kind=Activity.Kind.TOKEN_ISSUED,
         user=key.user,
         provider=connection,
         ip_address=ip_address,
+        identity_id=identity_id,
+        agent_key_id=key.pk,
         message=f"Agent {key.name!r} got a {provider_title(connection)} token"
         + (f" for {account_name}" if account_name else ""),
-        data={"agent_key": key.pk, "identity": identity_id, "scopes": list(scopes)},
+        data={"agent": key.name, "account_name": account_name, "scopes": list(scopes)},
     )
-    return grant
 
 
-def keys_with_recent_grants(user: User, *, per_key: int = 10) -> list[tuple[AgentKey, list[TokenGrant]]]:
-    """The user's keys, newest first, each with its latest grants (for the agents page)."""
+def keys_with_recent_grants(user: User, *, per_key: int = 10) -> list[tuple[AgentKey, list[Activity]]]:
+    """The user's keys, newest first, each with the latest tokens it got (for the agents page)."""
     keys = list(AgentKey.objects.filter(user=user))
-    grants = TokenGrant.objects.filter(user=user, agent_key__in=keys).order_by("-created_at")[: per_key * 20]
-    by_key: dict[int, list[TokenGrant]] = {}
+    grants = Activity.objects.filter(
+        user=user, kind=Activity.Kind.TOKEN_ISSUED, agent_key_id__in=[k.pk for k in keys]
+    ).order_by("-created_at", "-id")[: per_key * 20]
+    by_key: dict[int, list[Activity]] = {}
     for grant in grants:
         bucket = by_key.setdefault(grant.agent_key_id, [])
         if len(bucket) < per_key:

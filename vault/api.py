@@ -225,12 +225,11 @@ def _issue(
         token = get_access_token(key.user, connection, scopes=scopes, account=account, min_ttl=min_ttl)
     except _ACTIONABLE as error:
         return None, _with_connect_request(error, key=key, connection=connection, scopes=scopes), error
-    details = UserSocialAuth.objects.filter(pk=token.account).values_list("details__account_name", flat=True)
     agents.record_token_issued(
         key=key,
         connection=connection,
         identity_id=token.account,
-        account_name=(details.first() or ""),
+        account_name=token.account_name,
         scopes=list(token.scopes),
         ip_address=client_ip(request),
     )

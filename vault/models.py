@@ -230,24 +230,3 @@ class ConnectRequest(models.Model):
         if self.status == self.Status.PENDING and self.expires_at <= timezone.now():
             return self.Status.EXPIRED
         return self.status
-
-
-class TokenGrant(models.Model):
-    """One provider token handed to an agent: who asked, for what, from where, when."""
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="token_grants")
-    agent_key = models.ForeignKey(AgentKey, null=True, on_delete=models.SET_NULL, related_name="grants")
-    agent_name = models.CharField(max_length=100)
-    provider = models.CharField(max_length=32)
-    identity_id = models.BigIntegerField(null=True)
-    account_name = models.CharField(max_length=255, blank=True)
-    scopes = models.JSONField(default=list, blank=True)
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["agent_key", "-created_at"])]
-
-    def __str__(self) -> str:
-        return f"{self.provider} token for {self.agent_name} at {self.created_at:%Y-%m-%d %H:%M}"

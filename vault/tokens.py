@@ -90,6 +90,7 @@ class AccessToken:
     scopes: tuple[str, ...]
     connection: str
     account: int
+    account_name: str = ""
 
 
 # --- public API -----------------------------------------------------------------------------------
@@ -162,6 +163,7 @@ def get_access_token(
         scopes=tuple(token_set.scopes or ()),
         connection=connection,
         account=identity.pk,
+        account_name=getattr(_related_or_none(identity, "details"), "account_name", "") or "",
     )
 
 
