@@ -411,7 +411,25 @@ def test_token_exchange_errors_follow_rfc6749(alice, key):
 # --- 7. limits ------------------------------------------------------------------------------------
 
 
-def test_per_key_rate_limit_answers_429_with_retry_after(settings, alice, key):
+@pytest.fixture(params=["locmem", "redis"])
+def limit_cache(request, settings):
+    """The limits work with the default local-memory cache and with Redis (production)."""
+    if request.param == "redis":
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": "redis://127.0.0.1:6379/9",
+                "KEY_PREFIX": "tests",
+            }
+        }
+    from django.core.cache import cache
+
+    cache.clear()
+    yield request.param
+    cache.clear()
+
+
+def test_per_key_rate_limit_answers_429_with_retry_after(settings, alice, key, limit_cache):
     settings.VAULT_RATE_LIMITS = {"key": (3, 60)}
     codes = [call("GET", "/api/v1/connections", key)[0] for _ in range(4)]
     assert codes == [200, 200, 200, 429]
@@ -419,13 +437,13 @@ def test_per_key_rate_limit_answers_429_with_retry_after(settings, alice, key):
     assert body["error"] == "rate_limited" and int(response.headers["Retry-After"]) >= 1
 
 
-def test_per_user_rate_limit_covers_all_their_keys(settings, alice, key):
+def test_per_user_rate_limit_covers_all_their_keys(settings, alice, key, limit_cache):
     settings.VAULT_RATE_LIMITS = {"user": (2, 60)}
     _row, second = agents.create_agent_key(user=alice, name="second", providers=["github"])
     assert [call("GET", "/api/v1/connections", k)[0] for k in (key, second, second)] == [200, 200, 429]
 
 
-def test_failed_key_attempts_are_limited_per_address(settings, alice, key):
+def test_failed_key_attempts_are_limited_per_address(settings, alice, key, limit_cache):
     settings.VAULT_RATE_LIMITS = {"auth_failure": (3, 300)}
     for _ in range(3):
         assert call("GET", "/api/v1/connections", keyformat.new_key(), REMOTE_ADDR="10.9.9.9")[0] == 401

@@ -131,8 +131,8 @@ def _authenticate(request: HttpRequest, raw_key: str | None) -> agents.AgentKey:
     except agents.InvalidKey:
         ratelimit.hit("auth_failure", ip)
         raise
-    for bucket, ident in (("key", key.pk), ("user", key.user_id)):
-        verdict = ratelimit.hit(bucket, ident)
+    buckets = (("key", key.pk), ("user", key.user_id))
+    for (bucket, _ident), verdict in zip(buckets, ratelimit.hit_many(list(buckets)), strict=True):
         if not verdict.allowed:
             raise RateLimited(f"Rate limit for this {bucket} reached.", retry_after=verdict.retry_after)
     agents.note_use(key, ip_address=ip)

@@ -49,6 +49,36 @@ def hit(bucket: str, ident: object) -> Verdict:
     return Verdict(allowed=count <= limit, retry_after=max(1, window_start + window - now))
 
 
+def hit_many(hits: list[tuple[str, object]]) -> list[Verdict]:
+    """Count several buckets at once: one round trip on Redis (the token API's hot path)."""
+    client = _redis_client()
+    if client is None:
+        return [hit(bucket, ident) for bucket, ident in hits]
+    now = int(time.time())
+    pipe = client.pipeline(transaction=False)
+    plans = []
+    for bucket, ident in hits:
+        limit, window = _limit(bucket)
+        window_start = now - now % window
+        key = cache.make_and_validate_key(f"ratelimit:{bucket}:{ident}:{window_start}")
+        pipe.incr(key)
+        pipe.expire(key, window + 1)  # the key names its window, so a longer life is harmless
+        plans.append((limit, window_start + window - now))
+    results = pipe.execute()
+    return [
+        Verdict(allowed=results[2 * i] <= limit, retry_after=max(1, left))
+        for i, (limit, left) in enumerate(plans)
+    ]
+
+
+def _redis_client():
+    """The raw Redis client behind Django's Redis cache, or None for any other cache."""
+    backend = getattr(cache, "_cache", None)
+    if type(cache).__name__ != "RedisCache" or backend is None:
+        return None
+    return backend.get_client(write=True)
+
+
 def is_blocked(bucket: str, ident: object) -> Verdict:
     """Whether the bucket is already over its limit, without counting (failed-key attempts)."""
     limit, window = _limit(bucket)
