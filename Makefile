@@ -50,5 +50,12 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Benchmark (bench/README.md): PostgreSQL and Redis must be up; wrk is Debian's load generator.
+bench: setup
+	@command -v wrk >/dev/null || { echo "Installing wrk from Debian packages..."; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk) >/dev/null \
+	  || echo "Could not install wrk: the benchmark uses its own Python load generator instead."; }
+	$(PY) bench/run.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) db.sqlite3 db.sqlite3-* staticfiles

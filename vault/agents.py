@@ -144,8 +144,12 @@ def authenticate_agent_key(raw_key: str | None) -> AgentKey:
     """The active key for ``raw_key``. Malformed keys are refused before any database query."""
     if not raw_key or not keyformat.is_well_formed(raw_key):
         raise InvalidKey()
-    row = AgentKey.objects.select_related("user").filter(key_hash=keyformat.key_hash(raw_key)).first()
-    if row is None or not row.is_active:
+    try:
+        # get(): the hash is unique, so no ORDER BY (first() would add one).
+        row = AgentKey.objects.select_related("user").get(key_hash=keyformat.key_hash(raw_key))
+    except AgentKey.DoesNotExist:
+        raise InvalidKey() from None
+    if not row.is_active:
         raise InvalidKey()
     if not row.user.is_active or row.user.merged_into_id is not None:
         raise InvalidKey()

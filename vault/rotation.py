@@ -55,13 +55,18 @@ def _reencrypt(token_set: TokenSet, keyring: KeyRing) -> None:
     )
 
 
-def rotate_batch(*, keyring: KeyRing, batch_size: int, skip_ids: set[int]) -> tuple[int, int, list[int]]:
-    """Re-encrypt up to ``batch_size`` rows in one transaction; returns (picked, done, failed ids)."""
+def rotate_batch(*, keyring: KeyRing, batch_size: int, after_pk: int = 0) -> tuple[int, int, list[int], int]:
+    """Re-encrypt up to ``batch_size`` rows past ``after_pk`` in one transaction.
+
+    Returns (picked, done, failed ids, last id picked). Walking the primary key from where the last
+    batch stopped keeps every batch an index range scan: starting from the front each time would
+    step over every row rotated so far, which makes a whole rotation quadratic in the row count.
+    """
     done, failed = 0, []
     with transaction.atomic():
         ids = list(
             pending_rotation(keyring)
-            .exclude(pk__in=skip_ids)
+            .filter(pk__gt=after_pk)
             .order_by("pk")
             .values_list("pk", flat=True)[:batch_size]
         )
@@ -77,7 +82,7 @@ def rotate_batch(*, keyring: KeyRing, batch_size: int, skip_ids: set[int]) -> tu
                 failed.append(token_set.pk)
             else:
                 done += 1
-    return len(ids), done, failed
+    return len(ids), done, failed, (ids[-1] if ids else after_pk)
 
 
 def rotate_keys(
@@ -88,16 +93,15 @@ def rotate_keys(
     report = RotationReport(primary=keyring.primary, pending=pending_rotation(keyring).count())
     if dry_run or not report.pending:
         return report
-    skip: set[int] = set()
+    last = 0
     while True:
-        picked, done, failed = rotate_batch(keyring=keyring, batch_size=batch_size, skip_ids=skip)
+        picked, done, failed, last = rotate_batch(keyring=keyring, batch_size=batch_size, after_pk=last)
         if not picked:
             break
         report.batches += 1
         report.reencrypted += done
         report.failed += len(failed)
         report.failed_ids.extend(failed)
-        skip.update(failed)
         if progress:
             progress(
                 f"batch {report.batches}: re-encrypted {done}, failed {len(failed)} "

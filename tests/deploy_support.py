@@ -1,0 +1,123 @@
+"""Helpers for the deployment tests: a production-like environment, child processes, free ports.
+
+Every child gets an environment built from scratch (not the test run's), so what it shows is what a
+deployment with those variables gets.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+GUNICORN = str(Path(sys.executable).parent / "gunicorn")
+PG_SERVER = "postgres://postgres@127.0.0.1:5432"
+REDIS_SERVER = "redis://127.0.0.1:6379"
+
+
+def vault_key() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def production_env(**overrides: str) -> dict[str, str]:
+    """What a deployment sets (README "Deploying"): DEBUG off, HTTPS on, real keys, no sandbox."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "LANG": "C.UTF-8",
+        "LINKING_SITE_IGNORE_DOTENV": "1",
+        "DEBUG": "off",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "links.example.com",
+        "SITE_URL": "https://links.example.com",
+        "DATABASE_URL": f"{PG_SERVER}/postgres",
+        "CACHE_URL": f"{REDIS_SERVER}/0",
+        "VAULT_KEYS": f"prod-1:{vault_key()}",
+        "EMAIL_URL": "dummymail://",
+        "SANDBOX_PROVIDERS": "off",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.update(overrides)
+    return env
+
+
+def run(argv: list[str], env: dict[str, str], *, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def manage(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
+    return run([PYTHON, "manage.py", *args], env, timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_gunicorn(
+    *, port: int, env: dict[str, str], workers: int, threads: int = 1, log: Path
+) -> subprocess.Popen:
+    argv = [
+        GUNICORN,
+        "linking_site.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+    ]
+    argv += ["--log-level", "warning", "--timeout", "30"]
+    if threads > 1:
+        argv += ["--worker-class", "gthread", "--threads", str(threads)]
+    with log.open("w") as out:
+        return subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def wait_ready(port: int, process: subprocess.Popen, log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"gunicorn exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"gunicorn on port {port} did not answer /healthz:\n{log.read_text()[-3000:]}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Stop a gunicorn master and its workers (its own process group), waiting for them."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+    # Workers that outlived their master (they should not) go too.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def admin_sql(*statements: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
