@@ -224,6 +224,15 @@ def merge_flow(request: HttpRequest) -> dict | None:
     return flow
 
 
+def ready_merge(request: HttpRequest) -> tuple[dict, User] | None:
+    """The flow and the other profile, once both fresh sign-ins happened; else None."""
+    flow = merge_flow(request)
+    if flow is None or not flow.get("source") or not flow.get("into_proved_at"):
+        return None
+    source = User.objects.filter(pk=flow["source"]).first()
+    return (flow, source) if source is not None else None
+
+
 def record_into_proof(session: SessionBase, user_id: int) -> None:
     flow = session.get(MERGE_SESSION_KEY)
     if isinstance(flow, dict) and flow.get("into") == user_id:

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from social_django import views as social_views
 
 from . import activity, linking, merging, sudo
-from .models import Activity, User
+from .models import Activity
 from .providers import configured_providers, provider_title
 from .suggestions import suggestions_for
 
@@ -312,17 +312,21 @@ def merge_prove(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _merge_expired(request: HttpRequest) -> HttpResponse:
+    messages.error(request, "That merge expired. Please start again from the connections page.")
+    return HttpResponseRedirect("/settings/connections/")
+
+
 @login_required
 @require_GET
 def merge_review(request: HttpRequest) -> HttpResponse:
-    flow = merging.merge_flow(request)
-    if flow is None or not flow.get("source") or not flow.get("into_proved_at"):
-        messages.error(request, "That merge expired. Please start again from the connections page.")
-        return HttpResponseRedirect("/settings/connections/")
-    source = User.objects.filter(pk=flow["source"]).first()
+    ready = merging.ready_merge(request)
+    if ready is None:
+        return _merge_expired(request)
+    flow, source = ready
     try:
         plan = merging.plan_merge(into=request.user, source=source)
-    except (merging.MergeError, AttributeError):
+    except merging.MergeError:
         messages.error(request, "That profile can no longer be merged.")
         return HttpResponseRedirect("/settings/connections/")
     proven = merging.proven_identity_ids(flow)
@@ -341,11 +345,10 @@ def merge_review(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def merge_confirm(request: HttpRequest) -> HttpResponse:
-    flow = merging.merge_flow(request)
-    if flow is None or not flow.get("source") or not flow.get("into_proved_at"):
-        messages.error(request, "That merge expired. Please start again from the connections page.")
-        return HttpResponseRedirect("/settings/connections/")
-    source = User.objects.filter(pk=flow["source"]).first()
+    ready = merging.ready_merge(request)
+    if ready is None:
+        return _merge_expired(request)
+    flow, source = ready
     try:
         identity_ids = [int(v) for v in request.POST.getlist("identity")]
         plan = merging.merge_profiles(

@@ -800,6 +800,18 @@ def _retry_after_seconds(value: object) -> int | None:
 
 
 @sensitive_variables()
+def _record_refresh_failure(token_set: TokenSet, ctx: _Context, *, message: str, data: dict) -> None:
+    activity.record(
+        kind=Activity.Kind.REFRESH_FAILED,
+        user=ctx.owner,
+        actor=ctx.actor,
+        provider=token_set.provider,
+        uid=token_set.uid,
+        message=message,
+        data=data,
+    )
+
+
 def _apply_outcome(token_set: TokenSet, outcome: _Outcome, ctx: _Context) -> errors.TokenVaultError | None:
     """Write the outcome to the (locked or leased) row and record activity; return the error to raise."""
     now = timezone.now()
@@ -863,14 +875,8 @@ def _apply_outcome(token_set: TokenSet, outcome: _Outcome, ctx: _Context) -> err
         token_set.status = TokenSet.Status.RECONNECT_REQUIRED
         token_set.version += 1
         token_set.save()
-        activity.record(
-            kind=Activity.Kind.REFRESH_FAILED,
-            user=ctx.owner,
-            actor=ctx.actor,
-            provider=token_set.provider,
-            uid=token_set.uid,
-            message=f"{title} refused to renew access; reconnect the account",
-            data=data,
+        _record_refresh_failure(
+            token_set, ctx, message=f"{title} refused to renew access; reconnect the account", data=data
         )
         logger.info(
             "Token set %s (%s): refresh refused (%s); reconnect required",
@@ -882,12 +888,9 @@ def _apply_outcome(token_set: TokenSet, outcome: _Outcome, ctx: _Context) -> err
     if outcome.kind == "config":
         token_set.retry_not_before = now + timedelta(seconds=MISCONFIGURED_PAUSE)
         token_set.save()
-        activity.record(
-            kind=Activity.Kind.REFRESH_FAILED,
-            user=ctx.owner,
-            actor=ctx.actor,
-            provider=token_set.provider,
-            uid=token_set.uid,
+        _record_refresh_failure(
+            token_set,
+            ctx,
             message=f"Could not renew {title} access: this site's {title} app settings were "
             "rejected (staff have been told)",
             data={**data, "staff": True},
@@ -908,12 +911,9 @@ def _apply_outcome(token_set: TokenSet, outcome: _Outcome, ctx: _Context) -> err
         )
     token_set.retry_not_before = now + timedelta(seconds=outcome.retry_after)
     token_set.save()
-    activity.record(
-        kind=Activity.Kind.REFRESH_FAILED,
-        user=ctx.owner,
-        actor=ctx.actor,
-        provider=token_set.provider,
-        uid=token_set.uid,
+    _record_refresh_failure(
+        token_set,
+        ctx,
         message=f"{title} was unavailable; the token will be renewed later",
         data={**data, "retry_after": outcome.retry_after},
     )
@@ -940,12 +940,9 @@ def _mark_reconnect_required(token_set: TokenSet, ctx: _Context, *, code: str) -
     token_set.version += 1
     token_set.save()
     title = provider_title(token_set.provider)
-    activity.record(
-        kind=Activity.Kind.REFRESH_FAILED,
-        user=ctx.owner,
-        actor=ctx.actor,
-        provider=token_set.provider,
-        uid=token_set.uid,
+    _record_refresh_failure(
+        token_set,
+        ctx,
         message=f"The {title} token expired and cannot be renewed; reconnect the account",
         data={"token_set": token_set.pk, "code": code},
     )
