@@ -44,6 +44,11 @@ def chromium_page(base_url: str) -> Iterator:
         finally:
             context.close()
             browser.close()
+            # ORM calls made inside this block run in Playwright's greenlet context, which gets
+            # database connections of its own; close them so no session outlives the test.
+            from django.db import connections
+
+            connections.close_all()
 
 
 def sandbox_sign_in(page, *, email: str, name: str = "", verified: bool = True, deny: bool = False) -> None:
