@@ -221,3 +221,24 @@ def sign_in_options_for_profiles(profile_ids: list[int]) -> list[Provider]:
         )
     )
     return [p for p in configured_providers() if p.name in providers]
+
+
+def identity_matching_hint(*, user_id: int, provider: str, hint: str) -> int | None:
+    """The user's identity of ``provider`` named by a login hint: its id, uid, login/name or email.
+
+    Compared case-insensitively; None when nothing of the user's matches (another user's accounts
+    are never searched).
+    """
+    wanted = hint.strip().lower()
+    if not wanted:
+        return None
+    for identity in UserSocialAuth.objects.filter(user_id=user_id, provider=provider).select_related(
+        "details"
+    ):
+        details = getattr(identity, "details", None)
+        names = {str(identity.pk), identity.uid.lower()}
+        if details is not None:
+            names |= {details.account_name.lower(), details.email.lower()}
+        if wanted in names - {""}:
+            return identity.pk
+    return None

@@ -13,6 +13,7 @@ from . import activity
 from .errors import message_for
 from .linking import FLOW_SESSION_PREFIX
 from .models import Activity
+from .sudo import reauthenticate_url
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +52,7 @@ class AuthFlowErrorMiddleware:
         if user is not None:
             target = "/settings/connections/"
             if (flow or {}).get("purpose") == "reauth":
-                target = (flow or {}).get("next") or target
-                from .sudo import reauthenticate_url
-
-                target = reauthenticate_url(target)
+                target = reauthenticate_url((flow or {}).get("next") or target)
         else:
             target = "/"
         response = HttpResponseRedirect(target)

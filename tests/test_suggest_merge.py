@@ -168,13 +168,11 @@ def test_trojan_identifier_gives_nothing():
     victim = _victim_signs_up(Client())
     assert set(victim.social_auth.values_list("provider", flat=True)) == {"google-oauth2"}
     assert attacker_profile.social_auth.count() == 2
-    assert not any(
-        s
-        for s in [victim]
-        if IdentityDetails.objects.filter(
-            identity__user=attacker_profile, email_verified=True, email="victim@example.com"
-        )
-    )
+    # The trojan never becomes a bridge: neither side is offered a link or a merge.
+    assert "data-suggestion" not in attacker.get("/settings/connections/").content.decode()
+    victim_client = Client()
+    victim_client.force_login(victim)
+    assert "data-suggestion" not in victim_client.get("/settings/connections/").content.decode()
 
 
 def test_unexpired_email_change_is_not_trusted(capsys):

@@ -18,14 +18,13 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
-from social_django.models import UserSocialAuth
 
+from accounts import linking
 from accounts.activity import client_ip
 
 from . import agents, connect, errors, ratelimit
 from . import scopes as scope_rules
-from .models import TokenSet
-from .status import token_status
+from .status import connections_for_agent
 from .tokens import get_access_token
 
 MAX_BODY_BYTES = 16 * 1024
@@ -297,16 +296,11 @@ def _rfc_error(error: errors.TokenVaultError, extra: dict[str, Any] | None = Non
 
 def _account_from_hint(user_id: int, connection: str, hint: str) -> int | None:
     """``login_hint``: an identity id, or the account's login/name or email at the provider."""
-    if not hint:
+    if not hint.strip():
         return None
-    identities = UserSocialAuth.objects.filter(user_id=user_id, provider=connection).select_related("details")
-    for identity in identities:
-        details = getattr(identity, "details", None)
-        names = {str(identity.pk), identity.uid}
-        if details is not None:
-            names |= {details.account_name.lower(), details.email.lower()}
-        if hint.lower() in names:
-            return identity.pk
+    found = linking.identity_matching_hint(user_id=user_id, provider=connection, hint=hint)
+    if found is not None:
+        return found
     raise errors.ConnectionRequired(
         f"No linked {connection} account matches login_hint.", connection=connection
     )
@@ -364,32 +358,7 @@ def connections_endpoint(request: HttpRequest) -> HttpResponse:
     """``GET /api/v1/connections``: the user's identities this key may see, never tokens."""
     _refuse_key_in_url(request)
     key = _authenticate(request, _bearer(request))
-    identities = (
-        UserSocialAuth.objects.filter(user_id=key.user_id, provider__in=key.providers)
-        .select_related("details", "token_set")
-        .order_by("provider", "pk")
-    )
-    rows = []
-    for identity in identities:
-        details = getattr(identity, "details", None)
-        token_set: TokenSet | None = getattr(identity, "token_set", None)
-        status = token_status(token_set, provider=identity.provider)
-        rows.append(
-            {
-                "account": identity.pk,
-                "connection": identity.provider,
-                "account_name": details.account_name if details else "",
-                "email": details.email if details else "",
-                "email_verified": bool(details and details.email_verified),
-                "default": bool(details and details.is_default),
-                "status": status.get("status", "missing") if token_set else "missing",
-                "scopes": list(token_set.scopes or []) if token_set else [],
-                "expires_at": token_set.expires_at.isoformat().replace("+00:00", "Z")
-                if token_set and token_set.expires_at
-                else None,
-            }
-        )
-    return _respond({"connections": rows})
+    return _respond({"connections": connections_for_agent(user_id=key.user_id, providers=key.providers)})
 
 
 @api_view("POST")

@@ -80,3 +80,32 @@ def merge_review_extras(source) -> dict[str, str]:
     if reconnect:
         summary += f" ({reconnect} need reconnecting)"
     return {"stored tokens": f"{summary}; moved accounts keep theirs, dropped accounts' are revoked"}
+
+
+def connections_for_agent(*, user_id: int, providers: list[str]) -> list[dict[str, Any]]:
+    """``GET /api/v1/connections``: the user's accounts of ``providers`` with token status, in one
+    query. Never a token."""
+    rows = []
+    identities = (
+        UserSocialAuth.objects.filter(user_id=user_id, provider__in=providers)
+        .select_related("details", "token_set")
+        .order_by("provider", "pk")
+    )
+    for identity in identities:
+        details = getattr(identity, "details", None)
+        token_set: TokenSet | None = getattr(identity, "token_set", None)
+        expires_at = token_set.expires_at if token_set is not None else None
+        rows.append(
+            {
+                "account": identity.pk,
+                "connection": identity.provider,
+                "account_name": details.account_name if details else "",
+                "email": details.email if details else "",
+                "email_verified": bool(details and details.email_verified),
+                "default": bool(details and details.is_default),
+                "status": token_status(token_set, provider=identity.provider)["status"],
+                "scopes": list(token_set.scopes or []) if token_set is not None else [],
+                "expires_at": expires_at.isoformat().replace("+00:00", "Z") if expires_at else None,
+            }
+        )
+    return rows

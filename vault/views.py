@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -95,7 +97,7 @@ _REFUSALS = (connect.ConnectRequestNotFound, connect.NotYourRequest, connect.Req
 def connect_page(request: HttpRequest, request_id: str) -> HttpResponse:
     """Where a user approves or declines an agent's request."""
     if not request.user.is_authenticated:
-        return HttpResponseRedirect(f"/?next=/connect/{request_id[:40]}/")
+        return HttpResponseRedirect("/?" + urlencode({"next": f"/connect/{request_id[:40]}/"}))
     try:
         found = connect.open_for_user(request_id=request_id, user=request.user)
     except connect.RequestClosed as closed:
