@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.utils.module_loading import import_string
 from social_core.backends.base import BaseAuth
 
@@ -19,6 +22,13 @@ class Provider:
 
 def configured_providers() -> list[Provider]:
     """Every social-auth backend in AUTHENTICATION_BACKENDS, as (backend name, display title)."""
+    return list(_configured_providers())
+
+
+@functools.cache
+def _configured_providers() -> tuple[Provider, ...]:
+    # Read on every token request (names and titles); settings change only in tests, which
+    # clear this through the setting_changed signal below.
     providers = []
     for path in settings.AUTHENTICATION_BACKENDS:
         backend_class = import_string(path)
@@ -33,15 +43,21 @@ def configured_providers() -> list[Provider]:
                     or backend_class.name,
                 )
             )
-    return providers
+    return tuple(providers)
+
+
+@receiver(setting_changed)
+def _forget_providers(*, setting: str, **kwargs: object) -> None:
+    if setting == "AUTHENTICATION_BACKENDS" or setting.startswith("SOCIAL_AUTH_"):
+        _configured_providers.cache_clear()
 
 
 def provider_title(name: str) -> str:
-    for provider in configured_providers():
+    for provider in _configured_providers():
         if provider.name == name:
             return provider.title
     return _TITLES.get(name, name)
 
 
 def is_configured(name: str) -> bool:
-    return any(provider.name == name for provider in configured_providers())
+    return any(provider.name == name for provider in _configured_providers())

@@ -351,6 +351,7 @@ def profile_requests(client, key: str, n: int, count: int) -> dict:
     paths = {
         "token": "/api/v1/token",
         "floor": "/bench/floor",
+        "floor_prepared": "/bench/floor-prepared",
         "baseline": "/bench/baseline",
         "vault_only": "/bench/vault-only",
     }
@@ -428,10 +429,11 @@ def _probe(port: int, path: str, key: str) -> tuple[int, dict]:
 def http_throughput(port: int, keys: list[str], args, token_api: bool) -> dict:
     endpoints = {"floor": "/bench/floor", "baseline": "/bench/baseline", "vault_only": "/bench/vault-only"}
     if token_api:
+        endpoints["floor_prepared"] = "/bench/floor-prepared"
         endpoints["token"] = "/api/v1/token"
     for name, path in endpoints.items():
         status, body = _probe(port, path, keys[0])
-        if status != 200 or (name != "floor" and not body.get("access_token")):
+        if status != 200 or (not name.startswith("floor") and not body.get("access_token")):
             raise RuntimeError(f"{path} answered {status} {body}")
     runs: dict[str, list[load.LoadResult]] = {name: [] for name in endpoints}
     names = list(endpoints)
@@ -464,7 +466,7 @@ def http_throughput(port: int, keys: list[str], args, token_api: bool) -> dict:
     # so a slow patch of the machine (other processes, a checkpoint) hits both and cancels out.
     pairs = [("baseline", "floor"), ("vault_only", "floor"), ("vault_only", "baseline")]
     if token_api:
-        pairs = [("token", "floor"), ("token", "baseline"), *pairs]
+        pairs = [("token", "floor"), ("token", "baseline"), ("token", "floor_prepared"), *pairs]
     for top, bottom in pairs:
         per_round = [round(a.rps / b.rps, 3) for a, b in zip(runs[top], runs[bottom], strict=True)]
         out[f"{top}_vs_{bottom}"] = round(statistics.median(per_round), 3)
@@ -702,6 +704,7 @@ def print_table(results: dict) -> None:
     for name, label in (
         ("token", "POST /api/v1/token"),
         ("floor", "floor view"),
+        ("floor_prepared", "floor, API's own key query"),
         ("baseline", "plaintext baseline"),
         ("vault_only", "vault only (no API bookkeeping)"),
     ):
@@ -716,6 +719,10 @@ def print_table(results: dict) -> None:
     if all("token_vs_floor" in size["http"] for size in sizes):
         row("token / floor (throughput)", [f"{size['http']['token_vs_floor']:.2f}" for size in sizes])
         row("token / baseline (throughput)", [f"{size['http']['token_vs_baseline']:.2f}" for size in sizes])
+        row(
+            "token / floor with API's key query",
+            [f"{size['http']['token_vs_floor_prepared']:.2f}" for size in sizes],
+        )
     row("baseline / floor (throughput)", [f"{size['http']['baseline_vs_floor']:.2f}" for size in sizes])
     row("vault only / floor (throughput)", [f"{size['http']['vault_only_vs_floor']:.2f}" for size in sizes])
     row(

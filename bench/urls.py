@@ -6,6 +6,7 @@ from . import views
 
 urlpatterns = [
     path("bench/floor", views.floor, name="bench_floor"),
+    path("bench/floor-prepared", views.floor_prepared, name="bench_floor_prepared"),
     path("bench/baseline", views.baseline, name="bench_baseline"),
     path("bench/vault-only", views.vault_only, name="bench_vault_only"),
     path("bench/vault-token", views.vault_token, name="bench_vault_token"),

@@ -53,25 +53,36 @@ def _bearer(request: HttpRequest) -> str:
 
 
 def authenticated_user(request: HttpRequest) -> User | None:
-    """The user behind the request's agent key (the token API's check), or None."""
+    """The user behind the request's agent key, checked the way a plain Django view would: the ORM
+    (the key by its hash, with its user) and the same validity rules as the token API."""
     raw = _bearer(request)
-    if not raw:
-        return None
     agents = agents_module()
     if agents is not None:
+        from vault import keyformat
+        from vault.models import AgentKey
+
+        if not keyformat.is_well_formed(raw):
+            return None
         try:
-            key = agents.authenticate_agent_key(raw)
-        except Exception:  # whatever the key check raises for a bad key, it is a 401 here
+            key = AgentKey.objects.select_related("user").get(key_hash=keyformat.key_hash(raw))
+            return agents.check_usable(key).user
+        except (AgentKey.DoesNotExist, agents.InvalidKey):
             return None
-        if key is None:
-            return None
-        return key if isinstance(key, User) else getattr(key, "user", None)
     # Before agent keys exist: a signed user id, checked and loaded with one query, like a key.
     try:
         user_id = signing.loads(raw, salt=FALLBACK_SALT)
     except signing.BadSignature:
         return None
     return User.objects.filter(pk=user_id, is_active=True).first()
+
+
+def prepared_key_user(request: HttpRequest) -> User | None:
+    """The user behind the key, checked by the token API's own prepared key query."""
+    agents = agents_module()
+    try:
+        return agents.authenticate_agent_key(_bearer(request)).user
+    except agents.InvalidKey:
+        return None
 
 
 def _unauthorized() -> JsonResponse:
@@ -94,6 +105,20 @@ def _body(request: HttpRequest) -> dict | None:
 @require_POST
 def floor(request: HttpRequest) -> JsonResponse:
     user = authenticated_user(request)
+    if user is None:
+        return _unauthorized()
+    body = _body(request)
+    if body is None:
+        return JsonResponse({"error": "invalid_request"}, status=400)
+    response = JsonResponse({"ok": True, "user": user.pk, "connection": body.get("connection")})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@csrf_exempt
+@require_POST
+def floor_prepared(request: HttpRequest) -> JsonResponse:
+    user = prepared_key_user(request)
     if user is None:
         return _unauthorized()
     body = _body(request)
@@ -140,7 +165,7 @@ def baseline(request: HttpRequest) -> JsonResponse:
 @csrf_exempt
 @require_POST
 def vault_only(request: HttpRequest) -> JsonResponse:
-    user = authenticated_user(request)
+    user = prepared_key_user(request)
     if user is None:
         return _unauthorized()
     body = _body(request)

@@ -89,6 +89,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Lets linking_site.prepared keep the agent API's few hot statements prepared per
+        # connection (Django's own queries use client-side binding and are never prepared).
+        # Off behind a pooler in transaction mode that cannot hold prepared statements.
+        DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+            "prepare_threshold", 5 if env.bool("DATABASE_PREPARED_STATEMENTS", default=True) else None
+        )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"

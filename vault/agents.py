@@ -6,6 +6,7 @@ The agents page, the admin, the API and the merge all call these functions.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import NoReturn
 
 from django.db import transaction
 from django.http import HttpRequest
@@ -15,8 +16,9 @@ from accounts import activity
 from accounts.models import Activity, User
 from accounts.notifications import send_notice
 from accounts.providers import is_configured, provider_title
+from linking_site import prepared
 
-from . import errors, keyformat
+from . import errors, keyformat, ratelimit
 from . import scopes as scope_rules
 from .models import AgentKey
 
@@ -140,20 +142,80 @@ def revoke_all_keys(*, user: User, reason: str) -> int:
     return count
 
 
+_KEY_FIELDS = tuple(AgentKey._meta.concrete_fields)
+# Everything but the password hash, which no agent request needs (it stays deferred).
+_USER_FIELDS = tuple(f for f in User._meta.concrete_fields if f.name != "password")
+
+
+def key_columns_sql() -> str:
+    """The columns ``key_from_row`` reads, for a query over ``key_from_sql()``."""
+    return f"{prepared.columns('k', _KEY_FIELDS)}, {prepared.columns('u', _USER_FIELDS)}"
+
+
+def key_from_sql() -> str:
+    """``FROM`` the agent keys (``k``) joined to their users (``u``)."""
+    return f"FROM {prepared.table(AgentKey)} k JOIN {prepared.table(User)} u ON u.id = k.user_id"
+
+
+#: How many columns ``key_columns_sql`` selects.
+KEY_COLUMN_COUNT = len(_KEY_FIELDS) + len(_USER_FIELDS)
+
+
+def key_from_row(row: tuple) -> AgentKey:
+    """The key, with its user loaded, from a row that starts with ``key_columns_sql``'s columns."""
+    key = prepared.model_from_row(AgentKey, _KEY_FIELDS, row[: len(_KEY_FIELDS)])
+    key.user = prepared.model_from_row(User, _USER_FIELDS, row[len(_KEY_FIELDS) : KEY_COLUMN_COUNT])
+    return key
+
+
+def check_usable(key: AgentKey | None) -> AgentKey:
+    """``key`` if it may be used now: not revoked or expired, its user active and not merged away."""
+    if key is None or not key.is_active or not key.user.is_active or key.user.merged_into_id is not None:
+        raise InvalidKey()
+    return key
+
+
 def authenticate_agent_key(raw_key: str | None) -> AgentKey:
-    """The active key for ``raw_key``. Malformed keys are refused before any database query."""
+    """The active key for ``raw_key``. Malformed keys are refused before any database query.
+
+    One prepared query for the key and its user (the hash is unique).
+    """
     if not raw_key or not keyformat.is_well_formed(raw_key):
         raise InvalidKey()
+    sql = prepared.statement(
+        "agents.key", lambda: f"SELECT {key_columns_sql()} {key_from_sql()} WHERE k.key_hash = %s"
+    )
+    rows = prepared.fetch_all(sql, [keyformat.key_hash(raw_key)])
+    return check_usable(key_from_row(rows[0]) if rows else None)
+
+
+def authenticate_request(raw_key: str | None, *, ip_address: str | None) -> AgentKey:
+    """An agent API request's key, counted against its limits (``RateLimited`` past them).
+
+    A refused key counts against its address; an address with too many refused keys waits.
+    """
     try:
-        # get(): the hash is unique, so no ORDER BY (first() would add one).
-        row = AgentKey.objects.select_related("user").get(key_hash=keyformat.key_hash(raw_key))
-    except AgentKey.DoesNotExist:
-        raise InvalidKey() from None
-    if not row.is_active:
-        raise InvalidKey()
-    if not row.user.is_active or row.user.merged_into_id is not None:
-        raise InvalidKey()
-    return row
+        key = authenticate_agent_key(raw_key)
+    except InvalidKey:
+        refuse_key(ip_address=ip_address)
+    admit(key, ip_address=ip_address)
+    return key
+
+
+def refuse_key(*, ip_address: str | None) -> NoReturn:
+    """Count a refused key against its address, then raise ``InvalidKey`` (or ``RateLimited``)."""
+    verdict = ratelimit.note_failure(ip_address=ip_address)
+    if not verdict.allowed:
+        raise errors.RateLimited(
+            "Too many failed key attempts from this address.", retry_after=verdict.retry_after
+        )
+    raise InvalidKey()
+
+
+def admit(key: AgentKey, *, ip_address: str | None) -> None:
+    """Count an authenticated request against the key's and the user's limits, and note its use."""
+    ratelimit.admit(key_id=key.pk, user_id=key.user_id, ip_address=ip_address)
+    note_use(key, ip_address=ip_address)
 
 
 def check_allowed(key: AgentKey, *, connection: str, scopes: list[str]) -> None:
@@ -203,6 +265,8 @@ def record_token_issued(
         message=f"Agent {key.name!r} got a {provider_title(connection)} token"
         + (f" for {account_name}" if account_name else ""),
         data={"agent": key.name, "account_name": account_name, "scopes": list(scopes)},
+        # On the hot path: committed without waiting for the disk (linking_site.prepared.insert).
+        wait_for_disk=False,
     )
 
 

@@ -19,13 +19,11 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from accounts import linking
 from accounts.activity import client_ip
 
-from . import agents, connect, errors, ratelimit
+from . import agents, connect, errors, issuing
 from . import scopes as scope_rules
 from .status import connections_for_agent
-from .tokens import get_access_token
 
 MAX_BODY_BYTES = 16 * 1024
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -33,20 +31,9 @@ ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 AGENT_KEY_TOKEN_TYPE = "urn:linking-site:params:oauth:token-type:agent-key"
 # Names under which a key must never travel in a URL (logs, proxies and browser history keep them).
 _KEY_PARAMS = {"key", "api_key", "apikey", "agent_key", "access_token", "token", "subject_token", "bearer"}
-_ACTIONABLE = (errors.ConnectionRequired, errors.InsufficientScope, errors.ReauthorizationRequired)
 
 
-class RateLimited(errors.TokenVaultError):
-    code = "rate_limited"
-    status = 429
-    default_message = "Too many requests; wait and retry."
-
-    def __init__(self, message: str | None = None, *, retry_after: int = 60, **kwargs: Any) -> None:
-        self.retry_after = retry_after
-        super().__init__(message, **kwargs)
-
-    def as_dict(self) -> dict[str, object]:
-        return {**super().as_dict(), "retry_after": self.retry_after}
+RateLimited = errors.RateLimited
 
 
 class MethodNotAllowed(errors.TokenVaultError):
@@ -72,9 +59,8 @@ def _respond(body: dict[str, Any], status: int = 200, *, retry_after: int | None
     return response
 
 
-def _error_response(error: errors.TokenVaultError, extra: dict[str, Any] | None = None) -> JsonResponse:
-    body = {**error.as_dict(), **(extra or {})}
-    return _respond(body, error.status, retry_after=getattr(error, "retry_after", None))
+def _error_response(error: errors.TokenVaultError) -> JsonResponse:
+    return _respond(error.as_dict(), error.status, retry_after=getattr(error, "retry_after", None))
 
 
 def api_view(*methods: str) -> Callable:
@@ -121,21 +107,7 @@ def _bearer(request: HttpRequest) -> str | None:
 @sensitive_variables("raw_key")
 def _authenticate(request: HttpRequest, raw_key: str | None) -> agents.AgentKey:
     """The key, after the per-address failure limit and the per-key and per-user rate limits."""
-    ip = client_ip(request)
-    blocked = ratelimit.is_blocked("auth_failure", ip)
-    if not blocked.allowed:
-        raise RateLimited("Too many failed key attempts from this address.", retry_after=blocked.retry_after)
-    try:
-        key = agents.authenticate_agent_key(raw_key)
-    except agents.InvalidKey:
-        ratelimit.hit("auth_failure", ip)
-        raise
-    buckets = (("key", key.pk), ("user", key.user_id))
-    for (bucket, _ident), verdict in zip(buckets, ratelimit.hit_many(list(buckets)), strict=True):
-        if not verdict.allowed:
-            raise RateLimited(f"Rate limit for this {bucket} reached.", retry_after=verdict.retry_after)
-    agents.note_use(key, ip_address=ip)
-    return key
+    return agents.authenticate_request(raw_key, ip_address=client_ip(request))
 
 
 def _json_body(request: HttpRequest) -> dict[str, Any]:
@@ -187,54 +159,6 @@ def _min_ttl(value: object) -> int:
     return value
 
 
-def _with_connect_request(
-    error: errors.TokenVaultError, *, key: agents.AgentKey, connection: str, scopes: list[str]
-) -> dict[str, Any]:
-    """What the agent shows its user: a connect request's URL, reused for the same key and scopes."""
-    if isinstance(error, errors.InsufficientScope):
-        wanted = sorted(set(scopes) | set(error.missing))
-        required = list(error.missing)
-    else:
-        wanted = scopes
-        required = scopes
-    request_row, _ = connect.request_connection(
-        agent_key=key, connection=connection, scopes=wanted, reason=error.code
-    )
-    return {
-        "authorize_url": connect.page_url(request_row),
-        "connect_request": request_row.id,
-        "required_scopes": required,
-        "connection": connection,
-    }
-
-
-@sensitive_variables("token")
-def _issue(
-    request: HttpRequest,
-    key: agents.AgentKey,
-    *,
-    connection: str,
-    scopes: list[str],
-    account: int | None,
-    min_ttl: int,
-) -> tuple[Any, dict[str, Any] | None, errors.TokenVaultError | None]:
-    """Get the token (or the actionable error) and record what was handed out."""
-    agents.check_allowed(key, connection=connection, scopes=scopes)
-    try:
-        token = get_access_token(key.user, connection, scopes=scopes, account=account, min_ttl=min_ttl)
-    except _ACTIONABLE as error:
-        return None, _with_connect_request(error, key=key, connection=connection, scopes=scopes), error
-    agents.record_token_issued(
-        key=key,
-        connection=connection,
-        identity_id=token.account,
-        account_name=token.account_name,
-        scopes=list(token.scopes),
-        ip_address=client_ip(request),
-    )
-    return token, None, None
-
-
 @sensitive_post_parameters("subject_token")
 @api_view("POST")
 def token_endpoint(request: HttpRequest) -> HttpResponse:
@@ -243,20 +167,19 @@ def token_endpoint(request: HttpRequest) -> HttpResponse:
     content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
     if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         return _token_exchange(request)
-    key = _authenticate(request, _bearer(request))
-    body = _json_body(request)
-    connection = _connection(body.get("connection"))
-    scopes = _scopes(body.get("scopes", _MISSING))
-    token, actionable, error = _issue(
-        request,
-        key,
-        connection=connection,
-        scopes=scopes,
-        account=_account(body.get("account", _MISSING)),
-        min_ttl=_min_ttl(body.get("min_ttl", _MISSING)),
-    )
-    if error is not None:
-        return _error_response(error, actionable)
+    raw_key = _bearer(request)
+    try:
+        body = _json_body(request)
+        asked = {
+            "connection": _connection(body.get("connection")),
+            "scopes": _scopes(body.get("scopes", _MISSING)),
+            "account": _account(body.get("account", _MISSING)),
+            "min_ttl": _min_ttl(body.get("min_ttl", _MISSING)),
+        }
+    except errors.InvalidRequest:
+        _authenticate(request, raw_key)  # a bad key is answered first, as on every endpoint
+        raise
+    token = issuing.issue_token(raw_key=raw_key, ip_address=client_ip(request), **asked)
     return _respond(
         {
             "access_token": token.access_token,
@@ -264,7 +187,7 @@ def token_endpoint(request: HttpRequest) -> HttpResponse:
             "expires_in": token.expires_in,
             "expires_at": token.expires_at.isoformat().replace("+00:00", "Z") if token.expires_at else None,
             "scope": " ".join(token.scopes),
-            "connection": connection,
+            "connection": token.connection,
             "account": token.account,
         }
     )
@@ -283,27 +206,15 @@ _RFC_ERRORS: dict[str, tuple[str, int]] = {
 }
 
 
-def _rfc_error(error: errors.TokenVaultError, extra: dict[str, Any] | None = None) -> JsonResponse:
+def _rfc_error(error: errors.TokenVaultError) -> JsonResponse:
     rfc_code, status = _RFC_ERRORS.get(error.code, ("temporarily_unavailable", 503))
     body: dict[str, Any] = {
         "error": rfc_code,
         "error_description": error.message,
         "linking_site_error": error.code,
+        **error.details,
     }
-    body.update(extra or {})
     return _respond(body, status, retry_after=getattr(error, "retry_after", None))
-
-
-def _account_from_hint(user_id: int, connection: str, hint: str) -> int | None:
-    """``login_hint``: an identity id, or the account's login/name or email at the provider."""
-    if not hint.strip():
-        return None
-    found = linking.identity_matching_hint(user_id=user_id, provider=connection, hint=hint)
-    if found is not None:
-        return found
-    raise errors.ConnectionRequired(
-        f"No linked {connection} account matches login_hint.", connection=connection
-    )
 
 
 def _token_exchange(request: HttpRequest) -> HttpResponse:
@@ -325,21 +236,17 @@ def _token_exchange(request: HttpRequest) -> HttpResponse:
         subject = data.get("subject_token") or header_key
         if header_key and data.get("subject_token") and header_key != data.get("subject_token"):
             raise errors.InvalidRequest("The Authorization header and subject_token name different keys.")
-        key = _authenticate(request, subject)
-        connection = _connection(data.get("connection"))
-        scopes = _scopes((data.get("scope") or "").split())
-        min_ttl = _min_ttl(int(data["min_ttl"]) if data.get("min_ttl", "").isdigit() else _MISSING)
         try:
-            account = _account_from_hint(key.user_id, connection, (data.get("login_hint") or "")[:254])
-        except errors.ConnectionRequired as error:
-            return _rfc_error(
-                error, _with_connect_request(error, key=key, connection=connection, scopes=scopes)
-            )
-        token, actionable, error = _issue(
-            request, key, connection=connection, scopes=scopes, account=account, min_ttl=min_ttl
-        )
-        if error is not None:
-            return _rfc_error(error, actionable)
+            asked = {
+                "connection": _connection(data.get("connection")),
+                "scopes": _scopes((data.get("scope") or "").split()),
+                "min_ttl": _min_ttl(int(data["min_ttl"]) if data.get("min_ttl", "").isdigit() else _MISSING),
+                "login_hint": (data.get("login_hint") or "")[:254],
+            }
+        except errors.InvalidRequest:
+            _authenticate(request, subject)  # a bad key is answered first
+            raise
+        token = issuing.issue_token(raw_key=subject, ip_address=client_ip(request), **asked)
     except errors.TokenVaultError as error:
         return _rfc_error(error)
     return _respond(

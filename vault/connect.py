@@ -94,6 +94,26 @@ def request_connection(
     return created, True
 
 
+def for_agent_error(
+    error: errors.TokenVaultError, *, agent_key: AgentKey, connection: str, scopes: list[str]
+) -> dict[str, object]:
+    """What an agent shows its user for an error they can fix: the connect request's URL (reused
+    for the same key and scopes), its id and the scopes still missing."""
+    if isinstance(error, errors.InsufficientScope):
+        wanted = sorted(set(scopes) | set(error.missing))
+        required = list(error.missing)
+    else:
+        wanted = scopes
+        required = scopes
+    row, _ = request_connection(agent_key=agent_key, connection=connection, scopes=wanted, reason=error.code)
+    return {
+        "authorize_url": page_url(row),
+        "connect_request": row.id,
+        "required_scopes": required,
+        "connection": connection,
+    }
+
+
 def get_for_agent(*, agent_key: AgentKey, request_id: str) -> ConnectRequest:
     """Only the agent key that made a request can read it; anything else is "not found"."""
     found = ConnectRequest.objects.filter(pk=str(request_id)[:40], agent_key=agent_key).first()

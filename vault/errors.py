@@ -45,6 +45,8 @@ class TokenVaultError(Exception):
         self.message = message or self.default_message
         self.connection = connection
         self.authorize_url = authorize_url
+        #: What the agent API adds for an agent (its connect request); see ``vault.issuing``.
+        self.details: dict[str, object] = {}
         super().__init__(self.message)
 
     def as_dict(self) -> dict[str, object]:
@@ -52,6 +54,7 @@ class TokenVaultError(Exception):
         body: dict[str, object] = {"error": self.code, "error_description": self.message}
         if self.authorize_url:
             body["authorize_url"] = self.authorize_url
+        body.update(self.details)
         return body
 
     def __repr__(self) -> str:
@@ -151,3 +154,28 @@ class DecryptionFailed(VaultUnavailable):
     """A stored value failed authentication (tampered, moved to another row, or wrong key)."""
 
     default_message = "A stored token could not be verified and was not used."
+
+
+class RateLimited(TokenVaultError):
+    """An agent key, its user or its address asked too often; ``retry_after`` says when to retry."""
+
+    code = "rate_limited"
+    status = 429
+    default_message = "Too many requests; wait and retry."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 60, **kwargs) -> None:
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(message, **kwargs)
+
+    def as_dict(self) -> dict[str, object]:
+        return {**super().as_dict(), "retry_after": self.retry_after}
+
+
+class LimitsUnavailable(VaultUnavailable):
+    """The shared store that counts rate limits (Redis) did not answer: refuse rather than not count."""
+
+    default_message = "The token vault cannot count requests right now; try again shortly."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 5, **kwargs) -> None:
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(message, **kwargs)

@@ -1,17 +1,26 @@
-"""Fixed-window rate limits kept in the cache (local memory by default, Redis in production).
+"""Fixed-window rate limits for the agent API, kept in the cache (Redis in production).
 
 A window per (bucket, id) counts requests; past the limit the caller is told how long to wait.
-Counting uses ``cache.add`` + ``cache.incr``, which are atomic on Redis and per process in local
-memory (where one process is the whole site).
+Buckets: ``key`` and ``user`` count every authenticated request; ``auth_failure`` counts refused
+keys per client address, and once it is full every request from that address waits, even with a
+good key.
+
+On Redis the whole check for one request (the address's failures, both counters, their expiry)
+is one Lua script, so one round trip and atomic across workers and hosts. With any other cache
+(local memory: one process is the whole site) ``cache.add`` + ``cache.incr`` count the same way.
+A Redis that does not answer refuses the request (``LimitsUnavailable``) rather than not counting.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+
+from . import errors
 
 DEFAULT_LIMITS = {
     # bucket: (requests, window seconds)
@@ -20,10 +29,36 @@ DEFAULT_LIMITS = {
     "auth_failure": (20, 300),
 }
 
+# KEYS: the address's failure counter, the key's counter, the user's counter.
+# ARGV: the key window's and the user window's lifetime. Returns the three counts.
+_ADMIT_SCRIPT = """
+local failures = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+local by_key = redis.call('INCR', KEYS[2])
+if by_key == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
+local by_user = redis.call('INCR', KEYS[3])
+if by_user == 1 then redis.call('EXPIRE', KEYS[3], ARGV[2]) end
+return {failures, by_key, by_user}
+"""
+
+# KEYS: one counter; ARGV: its window's lifetime. Returns the count.
+_COUNT_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return count
+"""
+
 
 @dataclass(frozen=True)
 class Verdict:
     allowed: bool
+    retry_after: int
+
+
+@dataclass(frozen=True)
+class _Window:
+    cache_key: str
+    limit: int
+    lifetime: int
     retry_after: int
 
 
@@ -32,57 +67,107 @@ def _limit(bucket: str) -> tuple[int, int]:
     return tuple(configured.get(bucket, DEFAULT_LIMITS[bucket]))  # type: ignore[return-value]
 
 
-def hit(bucket: str, ident: object) -> Verdict:
-    """Count one request; refuse past the bucket's limit within its window."""
-    limit, window = _limit(bucket)
+def _window(bucket: str, ident: object, now: int) -> _Window:
+    limit, seconds = _limit(bucket)
+    start = now - now % seconds
+    return _Window(
+        cache_key=f"ratelimit:{bucket}:{ident}:{start}",
+        limit=limit,
+        # The key names its window, so outliving it by a second is harmless.
+        lifetime=seconds + 1,
+        retry_after=max(1, start + seconds - now),
+    )
+
+
+def admit(*, key_id: int, user_id: int, ip_address: str | None) -> None:
+    """Count one authenticated request; raise ``RateLimited`` past a limit or from a blocked address."""
     now = int(time.time())
-    window_start = now - now % window
-    key = f"ratelimit:{bucket}:{ident}:{window_start}"
-    if cache.add(key, 1, timeout=window + 1):
-        count = 1
-    else:
+    failures = _window("auth_failure", ip_address, now)
+    by_key = _window("key", key_id, now)
+    by_user = _window("user", user_id, now)
+    redis = _redis()
+    if redis is not None:
         try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.add(key, 1, timeout=window + 1)
-            count = 1
-    return Verdict(allowed=count <= limit, retry_after=max(1, window_start + window - now))
+            failed, key_count, user_count = redis.admit(
+                keys=[redis.key(failures), redis.key(by_key), redis.key(by_user)],
+                args=[by_key.lifetime, by_user.lifetime],
+            )
+        except _redis_errors() as error:
+            raise errors.LimitsUnavailable() from error
+    else:
+        failed = cache.get(failures.cache_key, 0)
+        key_count = _count(by_key)
+        user_count = _count(by_user)
+    if failed >= failures.limit:
+        raise errors.RateLimited(
+            "Too many failed key attempts from this address.", retry_after=failures.retry_after
+        )
+    for bucket, window, count in (("key", by_key, key_count), ("user", by_user, user_count)):
+        if count > window.limit:
+            raise errors.RateLimited(f"Rate limit for this {bucket} reached.", retry_after=window.retry_after)
 
 
-def hit_many(hits: list[tuple[str, object]]) -> list[Verdict]:
-    """Count several buckets at once: one round trip on Redis (the token API's hot path)."""
-    client = _redis_client()
-    if client is None:
-        return [hit(bucket, ident) for bucket, ident in hits]
-    now = int(time.time())
-    pipe = client.pipeline(transaction=False)
-    plans = []
-    for bucket, ident in hits:
-        limit, window = _limit(bucket)
-        window_start = now - now % window
-        key = cache.make_and_validate_key(f"ratelimit:{bucket}:{ident}:{window_start}")
-        pipe.incr(key)
-        pipe.expire(key, window + 1)  # the key names its window, so a longer life is harmless
-        plans.append((limit, window_start + window - now))
-    results = pipe.execute()
-    return [
-        Verdict(allowed=results[2 * i] <= limit, retry_after=max(1, left))
-        for i, (limit, left) in enumerate(plans)
-    ]
+def note_failure(*, ip_address: str | None) -> Verdict:
+    """Count one refused key from ``ip_address``; not allowed once the address is over its limit."""
+    window = _window("auth_failure", ip_address, int(time.time()))
+    redis = _redis()
+    if redis is not None:
+        try:
+            count = redis.count(keys=[redis.key(window)], args=[window.lifetime])
+        except _redis_errors() as error:
+            raise errors.LimitsUnavailable() from error
+    else:
+        count = _count(window)
+    return Verdict(allowed=count <= window.limit, retry_after=window.retry_after)
 
 
-def _redis_client():
-    """The raw Redis client behind Django's Redis cache, or None for any other cache."""
-    backend = getattr(cache, "_cache", None)
-    if type(cache).__name__ != "RedisCache" or backend is None:
+def _count(window: _Window) -> int:
+    if cache.add(window.cache_key, 1, timeout=window.lifetime):
+        return 1
+    try:
+        return cache.incr(window.cache_key)
+    except ValueError:  # expired between add and incr
+        cache.add(window.cache_key, 1, timeout=window.lifetime)
+        return 1
+
+
+# --- Redis ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Redis:
+    backend: Any
+    admit: Any
+    count: Any
+
+    def key(self, window: _Window) -> str:
+        return self.backend.make_and_validate_key(window.cache_key)
+
+
+def _redis() -> _Redis | None:
+    """The registered scripts when the cache is Redis, else None.
+
+    ``cache`` is a proxy to a per-thread backend; the Redis client and its scripts are kept on
+    that backend, since building a client costs as much as a round trip.
+    """
+    from django.core.cache.backends.redis import RedisCache
+
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
         return None
-    return backend.get_client(write=True)
+    found = getattr(backend, "_vault_rate_limits", None)
+    if found is None:
+        client = backend._cache.get_client(write=True)
+        found = _Redis(
+            backend=backend,
+            admit=client.register_script(_ADMIT_SCRIPT),
+            count=client.register_script(_COUNT_SCRIPT),
+        )
+        backend._vault_rate_limits = found
+    return found
 
 
-def is_blocked(bucket: str, ident: object) -> Verdict:
-    """Whether the bucket is already over its limit, without counting (failed-key attempts)."""
-    limit, window = _limit(bucket)
-    now = int(time.time())
-    window_start = now - now % window
-    count = cache.get(f"ratelimit:{bucket}:{ident}:{window_start}", 0)
-    return Verdict(allowed=count < limit, retry_after=max(1, window_start + window - now))
+def _redis_errors() -> tuple[type[Exception], ...]:
+    from redis.exceptions import RedisError
+
+    return (RedisError, OSError)

@@ -48,6 +48,7 @@ from social_django.utils import load_backend, load_strategy
 from accounts import activity
 from accounts.models import Activity, IdentityDetails, User
 from accounts.providers import is_configured, provider_title
+from linking_site import prepared
 
 from . import errors
 from . import scopes as scope_rules
@@ -125,6 +126,41 @@ def get_access_token(
     _keyring_or_raise()
 
     identity = _resolve_identity(user=user, connection=connection, account=account, requested=requested)
+    token_set = _stored_token_set(identity, connection=connection, requested=requested)
+    if _needs_refresh(token_set, min_ttl, timezone.now()):
+        token_set, _ = _refresh(
+            _Context(
+                token_set_id=token_set.pk,
+                identity_id=identity.pk,
+                owner=user,
+                min_ttl=min_ttl,
+                requested=tuple(requested),
+            )
+        )
+        _check_scopes(token_set, requested)
+    return _access_token(identity, token_set, connection=connection, requested=requested)
+
+
+@sensitive_variables()
+def stored_access_token(
+    identity: _Resolved | None, *, connection: str, requested: list[str], min_ttl: int
+) -> AccessToken | None:
+    """The token ``get_access_token`` would hand out for an already resolved account when it needs
+    no refresh and passes every check; None when ``get_access_token`` must run (to refresh, or to
+    raise the error that says what is wrong). The agent API's hot path (``vault.issuing``)."""
+    if identity is None or not is_configured(connection):
+        return None
+    try:
+        token_set = _stored_token_set(identity, connection=connection, requested=requested)
+        if _needs_refresh(token_set, min_ttl, timezone.now()):
+            return None
+        return _access_token(identity, token_set, connection=connection, requested=requested)
+    except errors.TokenVaultError:
+        return None
+
+
+def _stored_token_set(identity: _Resolved, *, connection: str, requested: list[str]) -> TokenSet:
+    """The resolved account's token set, if it may be used for ``requested`` (refresh aside)."""
     token_set = identity.token_set
     if token_set is None:
         raise errors.ReauthorizationRequired(
@@ -136,20 +172,13 @@ def get_access_token(
     if token_set.status == TokenSet.Status.RECONNECT_REQUIRED:
         raise _reauth_error(token_set, requested)
     _check_scopes(token_set, requested)
+    return token_set
 
-    now = timezone.now()
-    if _needs_refresh(token_set, min_ttl, now):
-        token_set, _ = _refresh(
-            _Context(
-                token_set_id=token_set.pk,
-                identity_id=identity.pk,
-                owner=user,
-                min_ttl=min_ttl,
-                requested=tuple(requested),
-            )
-        )
-        _check_scopes(token_set, requested)
 
+@sensitive_variables("access_token")
+def _access_token(
+    identity: _Resolved, token_set: TokenSet, *, connection: str, requested: list[str]
+) -> AccessToken:
     access_token = _decrypt(token_set, "access_token", requested)
     expires_in = None
     if token_set.expires_at is not None:
@@ -337,55 +366,88 @@ class _Resolved:
     token_set: TokenSet | None
 
 
-def _resolve_sql(by_account: bool) -> str:
-    qn = connection.ops.quote_name
-    identities = qn(UserSocialAuth._meta.db_table)
-    details = qn(IdentityDetails._meta.db_table)
-    token_sets = qn(TokenSet._meta.db_table)
-    # Table names come from the models (quoted); every value is a bound parameter.
-    return (
-        f"SELECT i.id AS resolved_identity, i.provider AS resolved_provider, i.uid AS resolved_uid, "  # noqa: S608
-        f"d.is_default AS resolved_is_default, d.account_name AS resolved_account_name, t.* "
-        f"FROM {identities} i LEFT JOIN {details} d ON d.identity_id = i.id "
-        f"LEFT JOIN {token_sets} t ON t.identity_id = i.id "
-        f"WHERE i.user_id = %s AND i.provider = %s"
-        + (" AND i.id = %s" if by_account else "")
-        + " ORDER BY i.id"
+#: The token set's columns as the resolving query reads them (every concrete field).
+_TOKEN_SET_FIELDS = tuple(TokenSet._meta.concrete_fields)
+
+
+def account_columns_sql() -> str:
+    """The columns ``accounts_from_rows`` reads, for a query joining ``ACCOUNTS_JOIN_SQL``."""
+    return "i.id, i.provider, i.uid, d.is_default, d.account_name, " + prepared.columns(
+        "t", _TOKEN_SET_FIELDS
     )
+
+
+def accounts_join_sql(*, user_column: str, by_account: bool) -> str:
+    """``LEFT JOIN`` a user's identities of one provider (``%s``; then the id ``%s`` when
+    ``by_account``), with their details and token sets. ``LEFT`` so a query that joins it to
+    something else still answers with no identity."""
+    return (
+        f"LEFT JOIN {prepared.table(UserSocialAuth)} i "
+        f"ON i.user_id = {user_column} AND i.provider = %s" + (" AND i.id = %s" if by_account else "") + " "
+        f"LEFT JOIN {prepared.table(IdentityDetails)} d ON d.identity_id = i.id "
+        f"LEFT JOIN {prepared.table(TokenSet)} t ON t.identity_id = i.id"
+    )
+
+
+def accounts_from_rows(rows: Iterable[tuple], offset: int = 0) -> _Resolved | None:
+    """The account a token request means among ``rows`` (from ``account_columns_sql`` at
+    ``offset``, ordered by identity id): the one marked default, else the oldest one."""
+    found = [row[offset:] for row in rows if row[offset] is not None]
+    if not found:
+        return None
+    row = next((r for r in found if r[3]), found[0])
+    token_values = row[5:]
+    return _Resolved(
+        pk=row[0],
+        provider=row[1],
+        uid=row[2],
+        account_name=row[4] or "",
+        token_set=(
+            prepared.model_from_row(TokenSet, _TOKEN_SET_FIELDS, token_values)
+            if token_values[0] is not None
+            else None
+        ),
+    )
+
+
+def _as_account_id(account: int | str | None) -> int | None:
+    if account is None:
+        return None
+    if isinstance(account, bool):
+        raise errors.InvalidRequest("account must be an identity id.")
+    try:
+        return int(account)
+    except (TypeError, ValueError):
+        raise errors.InvalidRequest("account must be an identity id.") from None
 
 
 def _resolve_identity(
     *, user: User, connection: str, account: int | str | None, requested: list[str]
 ) -> _Resolved:
-    """One query (identity, details, token set). Raw SQL: the ORM's select_related over three tables
-    costs twice the database round trip itself on every token request (bench/README.md)."""
-    title = provider_title(connection)
-    params: list[object] = [user.pk, connection]
-    if account is not None:
-        if isinstance(account, bool):
-            raise errors.InvalidRequest("account must be an identity id.")
-        try:
-            params.append(int(account))
-        except (TypeError, ValueError):
-            raise errors.InvalidRequest("account must be an identity id.") from None
-    rows = list(TokenSet.objects.raw(_resolve_sql(account is not None), params))
-    if not rows:
+    """One prepared query (identity, details, token set): the ORM's select_related over three
+    tables cost more than the database round trip itself on every token request (bench/README.md)."""
+    account_id = _as_account_id(account)
+    by_account = account_id is not None
+    sql = prepared.statement(
+        f"tokens.resolve.{by_account}",
+        lambda: (
+            f"SELECT {account_columns_sql()} FROM {prepared.table(User)} u "  # noqa: S608
+            + accounts_join_sql(user_column="u.id", by_account=by_account)
+            + " WHERE u.id = %s ORDER BY i.id"
+        ),
+    )
+    params: list[object] = [connection, *([account_id] if account_id is not None else []), user.pk]
+    resolved = accounts_from_rows(prepared.fetch_all(sql, params))
+    if resolved is None:
+        title = provider_title(connection)
         raise errors.ConnectionRequired(
             f"No linked {title} account with that id."
-            if account is not None
+            if account_id is not None
             else f"No {title} account is linked; connect one.",
             connection=connection,
             authorize_url=errors.authorize_url(connection, requested),
         )
-    # The account marked default, else (it was removed) the oldest one.
-    row = next((r for r in rows if r.resolved_is_default), rows[0])
-    return _Resolved(
-        pk=row.resolved_identity,
-        provider=row.resolved_provider,
-        uid=row.resolved_uid,
-        account_name=row.resolved_account_name or "",
-        token_set=row if row.pk is not None else None,
-    )
+    return resolved
 
 
 def _related_or_none(obj: Any, name: str) -> Any:

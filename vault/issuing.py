@@ -1,0 +1,118 @@
+"""The agent API's token request: the key, its limits, the token, and the record of the hand-out.
+
+``issue_token`` is what ``POST /api/v1/token`` (both its JSON and its RFC 8693 form) calls. When
+the stored token is fresh, which is nearly every request, it costs one prepared query (the key,
+its user, and the user's accounts and token sets for the connection), one cache round trip (the
+rate limits) and one insert (the activity record); anything else (a refresh, an error to explain)
+goes through ``vault.get_access_token`` itself, so the two can never disagree about a token.
+
+An error the user can fix (link an account, grant scopes, reconnect) comes back with the agent's
+connect request in ``error.details``: the URL the agent shows its user.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.views.decorators.debug import sensitive_variables
+
+from accounts import linking
+from linking_site import prepared
+
+from . import agents, connect, errors, keyformat, tokens
+from .models import AgentKey
+from .tokens import AccessToken
+
+ACTIONABLE = (errors.ConnectionRequired, errors.InsufficientScope, errors.ReauthorizationRequired)
+
+
+@sensitive_variables("raw_key", "token")
+def issue_token(
+    *,
+    raw_key: str | None,
+    ip_address: str | None,
+    connection: str,
+    scopes: list[str],
+    account: int | None = None,
+    login_hint: str = "",
+    min_ttl: int = 60,
+) -> AccessToken:
+    """A fresh token for the agent key's user, recorded as handed to that agent.
+
+    ``account`` picks an identity by id; ``login_hint`` (RFC 8693) by id, login or email.
+    Raises ``InvalidKey``, ``RateLimited``, ``AccessDenied`` or the vault's error for the token.
+    """
+    if not raw_key or not keyformat.is_well_formed(raw_key):
+        agents.refuse_key(ip_address=ip_address)
+    rows = prepared.fetch_all(
+        _lookup_sql(by_account=account is not None), _lookup_params(raw_key, connection, account)
+    )
+    try:
+        key = agents.check_usable(agents.key_from_row(rows[0]) if rows else None)
+    except agents.InvalidKey:
+        agents.refuse_key(ip_address=ip_address)
+    agents.admit(key, ip_address=ip_address)
+    agents.check_allowed(key, connection=connection, scopes=scopes)
+
+    token = None
+    if not login_hint.strip():
+        token = tokens.stored_access_token(
+            tokens.accounts_from_rows(rows, agents.KEY_COLUMN_COUNT),
+            connection=connection,
+            requested=scopes,
+            min_ttl=min_ttl,
+        )
+    if token is None:
+        token = _token_the_long_way(
+            key, connection=connection, scopes=scopes, account=account, login_hint=login_hint, min_ttl=min_ttl
+        )
+    agents.record_token_issued(
+        key=key,
+        connection=connection,
+        identity_id=token.account,
+        account_name=token.account_name,
+        scopes=list(token.scopes),
+        ip_address=ip_address,
+    )
+    return token
+
+
+def _lookup_sql(*, by_account: bool) -> str:
+    return prepared.statement(
+        f"issuing.lookup.{by_account}", lambda: _build_lookup_sql(by_account=by_account)
+    )
+
+
+def _build_lookup_sql(*, by_account: bool) -> str:
+    return (
+        f"SELECT {agents.key_columns_sql()}, {tokens.account_columns_sql()} {agents.key_from_sql()} "
+        + tokens.accounts_join_sql(user_column="k.user_id", by_account=by_account)
+        + " WHERE k.key_hash = %s ORDER BY i.id"
+    )
+
+
+def _lookup_params(raw_key: str, connection: str, account: int | None) -> list[Any]:
+    return [connection, *([account] if account is not None else []), keyformat.key_hash(raw_key)]
+
+
+def _token_the_long_way(
+    key: AgentKey, *, connection: str, scopes: list[str], account: int | None, login_hint: str, min_ttl: int
+) -> AccessToken:
+    """``get_access_token`` (refresh, or the error), with the connect request for a fixable error."""
+    try:
+        if login_hint.strip():
+            account = _account_from_hint(key, connection, login_hint)
+        return tokens.get_access_token(key.user, connection, scopes=scopes, account=account, min_ttl=min_ttl)
+    except ACTIONABLE as error:
+        error.details = connect.for_agent_error(error, agent_key=key, connection=connection, scopes=scopes)
+        raise
+
+
+def _account_from_hint(key: AgentKey, connection: str, hint: str) -> int:
+    """``login_hint``: an identity id, or the account's login/name or email at the provider."""
+    found = linking.identity_matching_hint(user_id=key.user_id, provider=connection, hint=hint)
+    if found is None:
+        raise errors.ConnectionRequired(
+            f"No linked {connection} account matches login_hint.", connection=connection
+        )
+    return found
