@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.db.models import Field, Model
 
 M = TypeVar("M", bound=Model)
@@ -47,7 +48,16 @@ def _cursor():
     if _cursor_class is None:
         _cursor_class = _prepared_cursor_class()
     raw = _cursor_class(raw_connection)
-    return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+    return _LoggedCursor(raw, connection) if connection.queries_logged else connection.make_cursor(raw)
+
+
+class _LoggedCursor(CursorDebugWrapper):
+    """Django's query log for a prepared statement: psycopg keeps no interpolated text of those,
+    so the log shows the statement with its placeholders (and so never a value)."""
+
+    def execute(self, sql, params=None):
+        with self.debug_sql(sql, params, use_last_executed_query=False):
+            return CursorWrapper.execute(self, sql, params)
 
 
 def fetch_all(sql: str, params: Sequence[Any]) -> list[tuple]:

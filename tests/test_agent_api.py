@@ -228,6 +228,27 @@ def test_invalid_requests_are_refused_clearly(alice, key):
     assert not Activity.objects.filter(kind=Activity.Kind.TOKEN_ISSUED).exists()
 
 
+def test_malformed_scope_names_are_refused_before_anything_is_stored(alice, key):
+    # A NUL once reached PostgreSQL's jsonb through a connect request (found by the API fuzzer).
+    for scope in ("\u0000", "repo read", 'say"hi', "back\\slash", "x" * 201, ""):
+        for path in ("/api/v1/token", "/api/v1/connect-requests"):
+            status, body, _ = call("POST", path, key, {"connection": "google-oauth2", "scopes": [scope]})
+            assert (status, body["error"]) == (400, "invalid_request"), (path, scope)
+            assert "scope names" in body["error_description"]
+    exchange = Client().post(
+        "/api/v1/token",
+        {
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token": key,
+            "connection": "google-oauth2",
+            "scope": "email \u0000",
+        },
+    )
+    assert exchange.status_code == 400 and exchange.json()["error"] == "invalid_request"
+    assert not ConnectRequest.objects.exists()
+    assert not Activity.objects.filter(kind=Activity.Kind.TOKEN_ISSUED).exists()
+
+
 # --- 3. actionable errors -----------------------------------------------------------------------
 
 
@@ -461,6 +482,26 @@ def test_failed_key_attempts_are_limited_per_address(settings, alice, key, limit
     status, body, _ = call("GET", "/api/v1/connections", key, REMOTE_ADDR="10.9.9.9")
     assert (status, body["error"]) == (429, "rate_limited")  # even a good key waits
     assert call("GET", "/api/v1/connections", key, REMOTE_ADDR="10.9.9.10")[0] == 200
+
+
+def test_token_requests_count_against_the_limits_and_a_refused_one_hands_out_nothing(
+    settings, alice, key, limit_cache
+):
+    settings.VAULT_RATE_LIMITS = {"key": (2, 60)}
+    answers = [call("POST", "/api/v1/token", key, {"connection": "github"}) for _ in range(3)]
+    assert [status for status, _body, _ in answers] == [200, 200, 429]
+    _status, body, response = answers[2]
+    assert body["error"] == "rate_limited" and "access_token" not in body
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
+    assert Activity.objects.filter(kind=Activity.Kind.TOKEN_ISSUED).count() == 2
+
+
+def test_a_blocked_address_waits_on_the_token_endpoint_too(settings, alice, key, limit_cache):
+    settings.VAULT_RATE_LIMITS = {"auth_failure": (2, 300)}
+    bad = keyformat.new_key()
+    statuses = [call("POST", "/api/v1/token", k, {"connection": "github"})[0] for k in (bad, "lsa_nope", key)]
+    assert statuses == [401, 401, 429]
+    assert not Activity.objects.filter(kind=Activity.Kind.TOKEN_ISSUED).exists()
 
 
 def test_staff_see_grants_and_keys_in_the_admin_without_secrets(alice, key):

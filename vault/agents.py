@@ -67,6 +67,8 @@ def create_agent_key(
         raise AgentKeyError(f"Unknown provider: {unknown[0][:40]}.")
     if expires_in_days not in EXPIRY_CHOICES_DAYS:
         raise AgentKeyError(f"Pick an expiry of {', '.join(map(str, EXPIRY_CHOICES_DAYS))} days.")
+    if any(not scope_rules.is_scope_name(s) for values in (scopes or {}).values() for s in values):
+        raise AgentKeyError("Scope names are printable characters without spaces or quotes.")
     allowed_scopes = {
         provider: scope_rules.normalise_requested(values)[:30]
         for provider, values in (scopes or {}).items()

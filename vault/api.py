@@ -136,8 +136,10 @@ def _scopes(value: object) -> list[str]:
     """JSON ``scopes``: a list of names, exactly as the OpenAPI document says."""
     if value is _MISSING:
         return []
-    if not isinstance(value, list) or not all(isinstance(s, str) and 0 < len(s) <= 200 for s in value):
-        raise errors.InvalidRequest("'scopes' must be a list of scope names.")
+    if not isinstance(value, list) or not all(scope_rules.is_scope_name(s) for s in value):
+        raise errors.InvalidRequest(
+            "'scopes' must be a list of scope names (printable characters, no spaces or quotes)."
+        )
     if len(value) > 50:
         raise errors.InvalidRequest("At most 50 scopes.")
     return scope_rules.normalise_requested(value)

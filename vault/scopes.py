@@ -50,6 +50,15 @@ def parse_granted(value: object) -> list[str]:
     return granted
 
 
+# RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,200}")
+
+
+def is_scope_name(value: object) -> bool:
+    """A well-formed scope name: printable ASCII without spaces, quotes or backslashes (RFC 6749)."""
+    return isinstance(value, str) and _SCOPE_TOKEN.fullmatch(value) is not None
+
+
 def normalise_requested(scopes: Iterable[str] | str | None) -> list[str]:
     """A caller's scopes as a list; a single string is split like a ``scope`` parameter."""
     if scopes is None:
