@@ -1,17 +1,21 @@
-"""The benchmark's two reference views, and the refresh probe used before the token API existed.
+"""The benchmark's reference views, and the refresh probe used before the token API existed.
 
-* ``floor``: the framework floor. The same agent-key check as ``POST /api/v1/token``, the same JSON
-  body parsing, a small JSON answer: what any authenticated JSON endpoint on this server costs.
-* ``baseline``: what a site without a vault does. The same key check, then the identity row and
+* ``floor``: the framework floor. A trivial authenticated JSON view as Django would write it: the
+  agent key checked through the ORM (the key by its hash, with its user, one query) under the same
+  validity rules as the token API, the same JSON body parsing, a small JSON answer.
+* ``floor_prepared``: the same view with the token API's own hand-written key query
+  (``vault.agents.authenticate_agent_key``, a prepared statement): how far below the framework
+  floor a view can go, reported next to the target so the comparison stays honest.
+* ``baseline``: what a site without a vault does. The ORM key check, then the identity row and
   the plaintext access token that social-auth's stock ``load_extra_data`` keeps in ``extra_data``
   (the benchmark's seed puts fake tokens there; the site itself never does), answered in the token
   API's shape.
-* ``vault_only``: the same key check, then ``vault.get_access_token`` and the token API's answer,
+* ``vault_only``: the API's key check, then ``vault.get_access_token`` and the token API's answer,
   without the agent API's bookkeeping (rate limits, the record of the grant): the vault's own cost.
 * ``vault_token``: ``vault.get_access_token`` for ``?user=<id>`` (GitHub), answering a hash of the
   token, never the token. Only for the concurrency check when the token API is not there.
 
-All three exist only under ``bench.settings``; the site never routes to them.
+All of them exist only under ``bench.settings``; the site never routes to them.
 """
 
 from __future__ import annotations

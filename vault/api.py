@@ -15,7 +15,7 @@ from functools import wraps
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.utils.cache import add_never_cache_headers
+from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
@@ -33,9 +33,6 @@ AGENT_KEY_TOKEN_TYPE = "urn:linking-site:params:oauth:token-type:agent-key"
 _KEY_PARAMS = {"key", "api_key", "apikey", "agent_key", "access_token", "token", "subject_token", "bearer"}
 
 
-RateLimited = errors.RateLimited
-
-
 class MethodNotAllowed(errors.TokenVaultError):
     code = "invalid_request"
     status = 405
@@ -48,9 +45,14 @@ class NotFound(errors.TokenVaultError):
     default_message = "There is nothing at this address."
 
 
+# What django.utils.cache.add_never_cache_headers writes, set directly: it is on every answer.
+_NEVER_CACHE = "max-age=0, no-cache, no-store, must-revalidate, private"
+
+
 def _respond(body: dict[str, Any], status: int = 200, *, retry_after: int | None = None) -> JsonResponse:
     response = JsonResponse(body, status=status)
-    add_never_cache_headers(response)
+    response["Cache-Control"] = _NEVER_CACHE
+    response["Expires"] = http_date()
     response["Pragma"] = "no-cache"
     if retry_after is not None:
         response["Retry-After"] = str(int(retry_after))
