@@ -105,10 +105,7 @@ def _body(request: HttpRequest) -> dict | None:
     return body if isinstance(body, dict) else None
 
 
-@csrf_exempt
-@require_POST
-def floor(request: HttpRequest) -> JsonResponse:
-    user = authenticated_user(request)
+def _trivial_answer(request: HttpRequest, user: User | None) -> JsonResponse:
     if user is None:
         return _unauthorized()
     body = _body(request)
@@ -117,20 +114,18 @@ def floor(request: HttpRequest) -> JsonResponse:
     response = JsonResponse({"ok": True, "user": user.pk, "connection": body.get("connection")})
     response["Cache-Control"] = "no-store"
     return response
+
+
+@csrf_exempt
+@require_POST
+def floor(request: HttpRequest) -> JsonResponse:
+    return _trivial_answer(request, authenticated_user(request))
 
 
 @csrf_exempt
 @require_POST
 def floor_prepared(request: HttpRequest) -> JsonResponse:
-    user = prepared_key_user(request)
-    if user is None:
-        return _unauthorized()
-    body = _body(request)
-    if body is None:
-        return JsonResponse({"error": "invalid_request"}, status=400)
-    response = JsonResponse({"ok": True, "user": user.pk, "connection": body.get("connection")})
-    response["Cache-Control"] = "no-store"
-    return response
+    return _trivial_answer(request, prepared_key_user(request))
 
 
 @csrf_exempt

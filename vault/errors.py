@@ -111,21 +111,25 @@ class ReauthorizationRequired(TokenVaultError):
     default_message = "The linked account must be connected again."
 
 
-class ProviderUnavailable(TokenVaultError):
+class RetryLater(TokenVaultError):
+    """An error that passes: ``retry_after`` seconds (the API's ``Retry-After``) say when to retry."""
+
+    default_retry_after = 30
+
+    def __init__(self, message: str | None = None, *, retry_after: int | None = None, **kwargs) -> None:
+        self.retry_after = max(1, int(self.default_retry_after if retry_after is None else retry_after))
+        super().__init__(message, **kwargs)
+
+    def as_dict(self) -> dict[str, object]:
+        return {**super().as_dict(), "retry_after": self.retry_after}
+
+
+class ProviderUnavailable(RetryLater):
     """The provider timed out, failed or rate-limited us; nothing was changed; retry later."""
 
     code = "provider_unavailable"
     status = 503
     default_message = "The provider is unavailable right now. Try again later."
-
-    def __init__(self, message: str | None = None, *, retry_after: int = 30, **kwargs) -> None:
-        self.retry_after = max(1, int(retry_after))
-        super().__init__(message, **kwargs)
-
-    def as_dict(self) -> dict[str, object]:
-        body = super().as_dict()
-        body["retry_after"] = self.retry_after
-        return body
 
 
 class ProviderMisconfigured(TokenVaultError):
@@ -156,26 +160,17 @@ class DecryptionFailed(VaultUnavailable):
     default_message = "A stored token could not be verified and was not used."
 
 
-class RateLimited(TokenVaultError):
-    """An agent key, its user or its address asked too often; ``retry_after`` says when to retry."""
+class RateLimited(RetryLater):
+    """An agent key, its user or its address asked too often."""
 
     code = "rate_limited"
     status = 429
     default_message = "Too many requests; wait and retry."
-
-    def __init__(self, message: str | None = None, *, retry_after: int = 60, **kwargs) -> None:
-        self.retry_after = max(1, int(retry_after))
-        super().__init__(message, **kwargs)
-
-    def as_dict(self) -> dict[str, object]:
-        return {**super().as_dict(), "retry_after": self.retry_after}
+    default_retry_after = 60
 
 
-class LimitsUnavailable(VaultUnavailable):
+class LimitsUnavailable(RetryLater, VaultUnavailable):
     """The shared store that counts rate limits (Redis) did not answer: refuse rather than not count."""
 
     default_message = "The token vault cannot count requests right now; try again shortly."
-
-    def __init__(self, message: str | None = None, *, retry_after: int = 5, **kwargs) -> None:
-        self.retry_after = max(1, int(retry_after))
-        super().__init__(message, **kwargs)
+    default_retry_after = 5
