@@ -15,3 +15,6 @@ if os.environ.get("DEPLOY_TEST_STATIC_ROOT"):
 # The sandbox's "slow" failure mode holds each refresh this long, so that concurrent requests
 # really do overlap the one refresh in flight.
 SANDBOX_SLOW_SECONDS = float(os.environ.get("DEPLOY_TEST_SLOW_SECONDS", "0.5"))
+# The token API test sets a small per-key limit, to see it hold across worker processes.
+if os.environ.get("DEPLOY_TEST_KEY_LIMIT"):
+    VAULT_RATE_LIMITS = {"key": (int(os.environ["DEPLOY_TEST_KEY_LIMIT"]), 60)}

@@ -1,4 +1,6 @@
-"""Refresh is single-flight across processes: two gunicorn workers on PostgreSQL (issue 7).
+"""Two gunicorn workers on PostgreSQL (issue 7): refresh is single-flight across processes, and
+the token API's hot path (prepared statements, limits in Redis, the record of each hand-out) holds
+across processes too.
 
 The site runs under gunicorn with two (sync) worker processes against a PostgreSQL database this
 test creates (``deploy_test_linking_site``), whatever database the rest of the suite uses: the
@@ -14,9 +16,11 @@ import threading
 import urllib.request
 
 import pytest
+import redis
 
 from .deploy_support import (
     PG_SERVER,
+    REDIS_SERVER,
     admin_sql,
     free_port,
     manage,
@@ -135,3 +139,122 @@ def test_concurrent_requests_on_two_gunicorn_workers_refresh_an_expired_token_on
     finally:
         for process in processes:
             stop(process)
+
+
+#: An agent key for a user whose GitHub token set the sandbox issued (fresh, not expired).
+_SEED_AGENT = """
+from django.conf import settings
+from social_django.models import UserSocialAuth
+from accounts.models import IdentityDetails, User
+from sandbox import oauth
+from vault.agents import create_agent_key
+from vault.tokens import capture_tokens
+
+email = "agent-owner@example.com"
+consent = oauth.Consent(provider="github", client_id=settings.SOCIAL_AUTH_GITHUB_KEY,
+    redirect_uri=settings.SITE_URL + "/complete/github/", email=email, name="Agent Owner",
+    email_verified=True, scopes=["read:user", "user:email"])
+issued = oauth.exchange_code("github", client_id=settings.SOCIAL_AUTH_GITHUB_KEY,
+    code=oauth.authorize(consent).code, redirect_uri=consent.redirect_uri, code_verifier=None)
+user = User.objects.create(username="agent-owner", email=email)
+identity = UserSocialAuth.objects.create(user=user, provider="github", uid=issued.grant.subject)
+IdentityDetails.objects.create(identity=identity, email=email, email_verified=True, is_default=True)
+capture_tokens(identity=identity, response={"access_token": issued.access_token,
+    "refresh_token": issued.refresh_token, "expires_in": issued.expires_in, "token_type": "bearer"},
+    requested_scopes=["read:user", "user:email"])
+print("KEY", create_agent_key(user=user, name="deploy bot", providers=["github"])[1])
+"""
+
+_COUNT_ISSUED = """
+from accounts.models import Activity
+print("ISSUED", Activity.objects.filter(kind=Activity.Kind.TOKEN_ISSUED).count())
+"""
+
+KEY_LIMIT = 6
+TOKEN_REQUESTS = 16
+
+
+def _post_token(port: int, key: str) -> tuple[int, dict, str]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/v1/token",
+        data=json.dumps({"connection": "github"}).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read()), response.headers.get("Retry-After", "")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}"), error.headers.get("Retry-After", "")
+
+
+def test_token_api_on_two_workers_shares_its_limits_through_redis_and_records_every_token(
+    deploy_database, tmp_path
+):
+    redis_db = 13  # a Redis database of its own, flushed before and after
+    client = redis.Redis.from_url(f"{REDIS_SERVER}/{redis_db}")
+    client.flushdb()
+    site_port = free_port()
+    env = production_env(
+        DJANGO_SETTINGS_MODULE="tests.deploy_settings",
+        DATABASE_URL=deploy_database,
+        CACHE_URL=f"{REDIS_SERVER}/{redis_db}",
+        ALLOWED_HOSTS="127.0.0.1",
+        SECURE_SSL_REDIRECT="off",
+        SANDBOX_PROVIDERS="on",
+        LINKING_SITE_FORCE_SANDBOX="1",
+        SANDBOX_BASE_URL=f"http://127.0.0.1:{free_port()}",  # the tokens are fresh: no refresh call
+        SITE_URL=f"http://127.0.0.1:{site_port}",
+        DEPLOY_TEST_KEY_LIMIT=str(KEY_LIMIT),
+    )
+    migrated = manage("migrate", "--noinput", "-v", "0", env=env)
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    seeded = manage("shell", "-c", _SEED_AGENT, env=env)
+    assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+    key = seeded.stdout.split("KEY", 1)[1].split()[0]
+
+    site_log = tmp_path / "site.log"
+    site = start_gunicorn(port=site_port, env=env, workers=2, log=site_log)
+    try:
+        wait_ready(site_port, site, site_log)
+        barrier = threading.Barrier(TOKEN_REQUESTS)
+        answers: list = []
+        lock = threading.Lock()
+
+        def call() -> None:
+            barrier.wait(timeout=30)
+            answer = _post_token(site_port, key)
+            with lock:
+                answers.append(answer)
+
+        threads = [threading.Thread(target=call) for _ in range(TOKEN_REQUESTS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        # Each sync worker serves one request at a time over one pooled Redis connection, so two
+        # site connections on this Redis database mean both processes counted requests.
+        me = client.client_id()
+        site_connections = [
+            c for c in client.client_list() if c["db"] == str(redis_db) and c["id"] != str(me)
+        ]
+        assert len(site_connections) >= 2, site_connections
+    finally:
+        stop(site)
+        client.flushdb()
+
+    statuses = sorted(status for status, _body, _ in answers)
+    # Both workers count in the same Redis window: exactly the limit got a token, whichever
+    # process answered (the window is a minute; the test runs in a second or two).
+    assert statuses == [200] * KEY_LIMIT + [429] * (TOKEN_REQUESTS - KEY_LIMIT), answers
+    tokens = {body["access_token"] for status, body, _ in answers if status == 200}
+    assert len(tokens) == 1
+    assert all(
+        body["error"] == "rate_limited" and int(retry) >= 1
+        for status, body, retry in answers
+        if status == 429
+    )
+    counted = manage("shell", "-c", _COUNT_ISSUED, env=env)
+    assert counted.returncode == 0, counted.stdout + counted.stderr
+    assert f"ISSUED {KEY_LIMIT}" in counted.stdout  # every token handed out is on record, no more
+    assert next(iter(tokens)) not in site_log.read_text()
