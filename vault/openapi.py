@@ -56,7 +56,14 @@ def document(request: HttpRequest | None = None) -> dict[str, Any]:
         "enum": connections,
         "description": "Provider (social-auth backend) name.",
     }
-    scopes = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 200}, "maxItems": 50}
+    scope_name = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 200,
+        "pattern": r"^[\x21\x23-\x5b\x5d-\x7e]+$",
+        "description": "An RFC 6749 scope token: printable ASCII without spaces, quotes or backslashes.",
+    }
+    scopes = {"type": "array", "items": scope_name, "maxItems": 50}
     connect_request = {
         "type": "object",
         "required": ["id", "status", "authorize_url", "connection", "scopes", "expires_at"],
