@@ -13,6 +13,7 @@ Everything else in the site keeps Django's default client-side binding and is ne
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -23,8 +24,9 @@ from django.db.models import Field, Model
 M = TypeVar("M", bound=Model)
 
 
-def _prepared_cursor_class():
-    import psycopg
+@functools.cache
+def _prepared_cursor_class() -> type:
+    import psycopg  # only on PostgreSQL
 
     class PreparedCursor(psycopg.Cursor):
         """Server-side binding, and every statement prepared (psycopg keeps the plan per connection)."""
@@ -35,19 +37,13 @@ def _prepared_cursor_class():
     return PreparedCursor
 
 
-_cursor_class: Any = None
-
-
-def _cursor():
+def _cursor() -> CursorWrapper:
     """A cursor for one statement: prepared on PostgreSQL when allowed, else Django's own."""
-    global _cursor_class
     connection.ensure_connection()
     raw_connection = connection.connection
     if connection.vendor != "postgresql" or getattr(raw_connection, "prepare_threshold", None) is None:
         return connection.cursor()
-    if _cursor_class is None:
-        _cursor_class = _prepared_cursor_class()
-    raw = _cursor_class(raw_connection)
+    raw = _prepared_cursor_class()(raw_connection)
     return _LoggedCursor(raw, connection) if connection.queries_logged else connection.make_cursor(raw)
 
 
@@ -121,9 +117,6 @@ def model_from_row(model: type[M], fields: Sequence[Field], values: Sequence[Any
     return model.from_db(db.alias, names, values)
 
 
-_insert_sql: dict[tuple, str] = {}
-
-
 def insert(obj: Model, *, wait_for_disk: bool = True) -> None:
     """``INSERT ... RETURNING`` the primary key of a new ``obj``: what ``Model.save()`` writes
     (fields' ``pre_save``, database preparation), without its per-call query compilation.
@@ -151,20 +144,16 @@ def _insert_fields(model: type[Model]) -> list[Field]:
 
 
 def _insert_statement(model: type[Model], *, asynchronous: bool) -> str:
-    cache_key = (model, asynchronous, connection.vendor)
-    sql = _insert_sql.get(cache_key)
-    if sql is None:
+    def build() -> str:
         quote = connection.ops.quote_name
-        fields = _insert_fields(model)
-        names = ", ".join(quote(f.column) for f in fields)
-        placeholders = ", ".join(["%s"] * len(fields))
+        names = ", ".join(quote(f.column) for f in _insert_fields(model))
+        placeholders = ", ".join(["%s"] * len(_insert_fields(model)))
         returning = f"RETURNING {quote(model._meta.pk.column)}"
         if asynchronous:
-            sql = (
+            return (
                 f"INSERT INTO {table(model)} ({names}) SELECT {placeholders} "  # noqa: S608
                 f"FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit {returning}"
             )
-        else:
-            sql = f"INSERT INTO {table(model)} ({names}) VALUES ({placeholders}) {returning}"  # noqa: S608
-        _insert_sql[cache_key] = sql
-    return sql
+        return f"INSERT INTO {table(model)} ({names}) VALUES ({placeholders}) {returning}"  # noqa: S608
+
+    return statement(f"insert.{model._meta.label}.{'async' if asynchronous else 'sync'}", build)

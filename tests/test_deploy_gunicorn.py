@@ -3,7 +3,7 @@ the token API's hot path (prepared statements, limits in Redis, the record of ea
 across processes too.
 
 The site runs under gunicorn with two (sync) worker processes against a PostgreSQL database this
-test creates (``deploy_test_linking_site``), whatever database the rest of the suite uses: the
+test creates (``deploy_test_linking_site_<pid>``), whatever database the rest of the suite uses: the
 point is the row lock PostgreSQL gives across processes. A second gunicorn process plays GitHub
 (the sandbox), answering each refresh slowly so that the concurrent requests really overlap the
 one refresh in flight. Processes and the database are removed afterwards, pass or fail.
@@ -12,6 +12,7 @@ one refresh in flight. Processes and the database are removed afterwards, pass o
 from __future__ import annotations
 
 import json
+import os
 import threading
 import urllib.request
 
@@ -30,7 +31,8 @@ from .deploy_support import (
     wait_ready,
 )
 
-DB_NAME = "deploy_test_linking_site"
+#: One database per test process, so that parallel runs (pytest -n) never drop each other's.
+DB_NAME = f"deploy_test_linking_site_{os.getpid()}"
 REQUESTS = 20
 
 #: Seeds one user whose GitHub token set holds tokens the sandbox really issued (the sandbox's
