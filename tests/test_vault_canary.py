@@ -16,14 +16,14 @@ from django.apps import apps
 from django.core import mail, serializers
 from django.core.management import call_command
 from django.db import connection
-from django.test import override_settings
+from django.test import Client, override_settings
 from django.views.debug import ExceptionReporter
 from social_django.models import UserSocialAuth
 
 import vault
 from accounts.models import Activity, User
 from sandbox.backends import SandboxGithubOAuth2
-from vault import tokens
+from vault import agents, tokens
 from vault.keys import generate_key
 from vault.models import TokenSet
 from vault.testing import expire
@@ -93,6 +93,28 @@ def _exercise(client, staff, caplog, monkeypatch, settings, django_capture_on_co
     token = vault.get_access_token(staff, "github")
     assert token.access_token == CANARY_ACCESS
     seen.append(("the token's repr", repr(token)))
+
+    # The agent API hands it out in its answer, and nowhere else, even when the request then crashes.
+    agent_key = agents.create_agent_key(user=staff, name="canary bot", providers=["github"])[1]
+
+    def post_token(api: Client):
+        return api.post(
+            "/api/v1/token",
+            json.dumps({"connection": "github"}),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {agent_key}",
+        )
+
+    assert post_token(Client()).json()["access_token"] == CANARY_ACCESS
+
+    def disk_full(**kwargs):
+        raise RuntimeError("disk full")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(agents, "record_token_issued", disk_full)
+        with pytest.raises(RuntimeError) as crashed:
+            post_token(Client(raise_request_exception=True))
+        seen.append(("an error report from the token API", _report(crashed.value)))
 
     # Pages.
     paths = [

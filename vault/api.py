@@ -165,6 +165,7 @@ def _min_ttl(value: object) -> int:
 
 @sensitive_post_parameters("subject_token")
 @api_view("POST")
+@sensitive_variables("raw_key", "token")
 def token_endpoint(request: HttpRequest) -> HttpResponse:
     """``POST /api/v1/token``: JSON (DESIGN.md) or an RFC 8693 token-exchange form."""
     _refuse_key_in_url(request)
@@ -221,6 +222,7 @@ def _rfc_error(error: errors.TokenVaultError) -> JsonResponse:
     return _respond(body, status, retry_after=getattr(error, "retry_after", None))
 
 
+@sensitive_variables("header_key", "subject", "token")
 def _token_exchange(request: HttpRequest) -> HttpResponse:
     """RFC 8693 form: the agent key is the ``subject_token``; answers and errors per RFC 8693/6749."""
     data = request.POST
