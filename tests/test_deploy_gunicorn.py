@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import urllib.request
+from collections.abc import Callable
 
 import pytest
 import redis
+
+from vault.testing import run_in_threads
 
 from .deploy_support import (
     PG_SERVER,
@@ -36,13 +38,12 @@ DB_NAME = f"deploy_test_linking_site_{os.getpid()}"
 REQUESTS = 20
 
 #: Seeds one user whose GitHub token set holds tokens the sandbox really issued (the sandbox's
-#: authorize and code exchange, stored with the vault's ``capture_tokens``), then expires it.
-_SEED = """
+#: authorize and code exchange, stored with the vault's ``capture_tokens``): ``user``, ``token_set``.
+_SANDBOX_GITHUB_USER = """
 from django.conf import settings
 from social_django.models import UserSocialAuth
 from accounts.models import IdentityDetails, User
 from sandbox import oauth, state
-from vault.models import TokenSet
 from vault.testing import expire
 from vault.tokens import capture_tokens
 
@@ -58,11 +59,18 @@ IdentityDetails.objects.create(identity=identity, email=email, email_verified=Tr
 token_set = capture_tokens(identity=identity, response={"access_token": issued.access_token,
     "refresh_token": issued.refresh_token, "expires_in": issued.expires_in, "token_type": "bearer"},
     requested_scopes=["read:user", "user:email"])
+"""
+
+#: ... then expires it, and makes the sandbox answer each refresh slowly.
+_SEED = (
+    _SANDBOX_GITHUB_USER
+    + """
 expire(token_set)
 state.reset("github")
 state.set_failure_mode("github", "slow")
 print("USER", user.pk)
 """
+)
 
 
 @pytest.fixture
@@ -72,6 +80,13 @@ def deploy_database():
         yield f"{PG_SERVER}/{DB_NAME}"
     finally:
         admin_sql(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+
+
+def _all_at_once(count: int, call: Callable[[], tuple]) -> list[tuple]:
+    """``call()`` from ``count`` threads released together; a failed call fails the test."""
+    answers, failures = run_in_threads(count, call)
+    assert not failures, failures
+    return answers
 
 
 def _get(port: int, path: str) -> tuple[int, dict]:
@@ -112,29 +127,11 @@ def test_concurrent_requests_on_two_gunicorn_workers_refresh_an_expired_token_on
         wait_ready(provider_port, provider, provider_log)
         wait_ready(site_port, site, site_log)
 
-        barrier = threading.Barrier(REQUESTS)
-        answers: list = []
-        lock = threading.Lock()
-
-        def call() -> None:
-            barrier.wait(timeout=30)
-            try:
-                answer = _get(site_port, f"/deploy-test/token?user={user_id}")
-            except Exception as error:
-                answer = (0, {"error": repr(error)})
-            with lock:
-                answers.append(answer)
-
-        threads = [threading.Thread(target=call) for _ in range(REQUESTS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=90)
-
+        answers = _all_at_once(REQUESTS, lambda: _get(site_port, f"/deploy-test/token?user={user_id}"))
         assert len(answers) == REQUESTS
-        assert [status for status, _ in answers] == [200] * REQUESTS, answers
-        assert len({body["token_sha256"] for _, body in answers}) == 1  # everyone got the one new token
-        assert len({body["pid"] for _, body in answers}) == 2  # both worker processes answered
+        assert [answer[0] for answer in answers] == [200] * REQUESTS, answers
+        assert len({answer[1]["token_sha256"] for answer in answers}) == 1  # everyone got the one new token
+        assert len({answer[1]["pid"] for answer in answers}) == 2  # both worker processes answered
         status, counts = _get(site_port, "/deploy-test/refresh-count")
         assert status == 200
         assert counts["github"] == 1, f"{counts['github']} refreshes reached the provider"
@@ -143,29 +140,14 @@ def test_concurrent_requests_on_two_gunicorn_workers_refresh_an_expired_token_on
             stop(process)
 
 
-#: An agent key for a user whose GitHub token set the sandbox issued (fresh, not expired).
-_SEED_AGENT = """
-from django.conf import settings
-from social_django.models import UserSocialAuth
-from accounts.models import IdentityDetails, User
-from sandbox import oauth
+#: ... or leaves it fresh and gives its user an agent key.
+_SEED_AGENT = (
+    _SANDBOX_GITHUB_USER
+    + """
 from vault.agents import create_agent_key
-from vault.tokens import capture_tokens
-
-email = "agent-owner@example.com"
-consent = oauth.Consent(provider="github", client_id=settings.SOCIAL_AUTH_GITHUB_KEY,
-    redirect_uri=settings.SITE_URL + "/complete/github/", email=email, name="Agent Owner",
-    email_verified=True, scopes=["read:user", "user:email"])
-issued = oauth.exchange_code("github", client_id=settings.SOCIAL_AUTH_GITHUB_KEY,
-    code=oauth.authorize(consent).code, redirect_uri=consent.redirect_uri, code_verifier=None)
-user = User.objects.create(username="agent-owner", email=email)
-identity = UserSocialAuth.objects.create(user=user, provider="github", uid=issued.grant.subject)
-IdentityDetails.objects.create(identity=identity, email=email, email_verified=True, is_default=True)
-capture_tokens(identity=identity, response={"access_token": issued.access_token,
-    "refresh_token": issued.refresh_token, "expires_in": issued.expires_in, "token_type": "bearer"},
-    requested_scopes=["read:user", "user:email"])
 print("KEY", create_agent_key(user=user, name="deploy bot", providers=["github"])[1])
 """
+)
 
 _COUNT_ISSUED = """
 from accounts.models import Activity
@@ -219,21 +201,7 @@ def test_token_api_on_two_workers_shares_its_limits_through_redis_and_records_ev
     site = start_gunicorn(port=site_port, env=env, workers=2, log=site_log)
     try:
         wait_ready(site_port, site, site_log)
-        barrier = threading.Barrier(TOKEN_REQUESTS)
-        answers: list = []
-        lock = threading.Lock()
-
-        def call() -> None:
-            barrier.wait(timeout=30)
-            answer = _post_token(site_port, key)
-            with lock:
-                answers.append(answer)
-
-        threads = [threading.Thread(target=call) for _ in range(TOKEN_REQUESTS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
+        answers = _all_at_once(TOKEN_REQUESTS, lambda: _post_token(site_port, key))
         # Each sync worker serves one request at a time over one pooled Redis connection, so two
         # site connections on this Redis database mean both processes counted requests.
         me = client.client_id()
