@@ -26,7 +26,6 @@ import platform
 import resource
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import load  # noqa: E402
+
+# The deployment tests' process helpers: free ports, waiting for /healthz, stopping a process group.
+from tests.deploy_support import free_port, stop, wait_ready  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 VENV_BIN = Path(sys.executable).parent
@@ -186,26 +188,6 @@ def machine() -> dict:
 # --- processes ----------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_ready(port: int, process: subprocess.Popen, log_path: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited early; see {log_path}:\n{log_path.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"gunicorn on port {port} did not become ready; see {log_path}")
-
-
 @contextmanager
 def gunicorn(name: str, *, port: int, workers: int, threads: int = 1, env: dict[str, str]):
     """A gunicorn server (its own process group) for the duration of the block; always stopped."""
@@ -238,21 +220,10 @@ def gunicorn(name: str, *, port: int, workers: int, threads: int = 1, env: dict[
             start_new_session=True,
         )
     try:
-        _wait_ready(port, process, log_path)
+        wait_ready(port, process, log_path)
         yield process
     finally:
         stop(process)
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
 
 
 def run_child(argv: list[str], env: dict[str, str]) -> dict:

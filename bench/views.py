@@ -146,17 +146,20 @@ def baseline(request: HttpRequest) -> JsonResponse:
     if extra.get("auth_time") and extra.get("expires"):
         expires_at = int(extra["auth_time"]) + int(extra["expires"])
         expires_in = max(0, math.floor(expires_at - timezone.now().timestamp()))
-    response = JsonResponse(
-        {
-            "access_token": extra["access_token"],
-            "token_type": "Bearer",
-            "expires_in": expires_in,
-            "expires_at": expires_at,
-            "scope": extra.get("scope", ""),
-            "connection": connection,
-            "account": identity.pk,
-        }
+    return _token_answer(
+        access_token=extra["access_token"],
+        token_type="Bearer",
+        expires_in=expires_in,
+        expires_at=expires_at,
+        scope=extra.get("scope", ""),
+        connection=connection,
+        account=identity.pk,
     )
+
+
+def _token_answer(**fields: object) -> JsonResponse:
+    """An answer in the token API's shape (``POST /api/v1/token``), never cached."""
+    response = JsonResponse(fields)
     response["Cache-Control"] = "no-store"
     return response
 
@@ -174,19 +177,15 @@ def vault_only(request: HttpRequest) -> JsonResponse:
         token = vault.get_access_token(user, body["connection"])
     except vault.TokenVaultError as error:
         return JsonResponse({"error": error.code}, status=error.status)
-    response = JsonResponse(
-        {
-            "access_token": token.access_token,
-            "token_type": token.token_type,
-            "expires_in": token.expires_in,
-            "expires_at": token.expires_at.isoformat() if token.expires_at else None,
-            "scope": " ".join(token.scopes),
-            "connection": token.connection,
-            "account": token.account,
-        }
+    return _token_answer(
+        access_token=token.access_token,
+        token_type=token.token_type,
+        expires_in=token.expires_in,
+        expires_at=token.expires_at.isoformat() if token.expires_at else None,
+        scope=" ".join(token.scopes),
+        connection=token.connection,
+        account=token.account,
     )
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 def vault_token(request: HttpRequest) -> JsonResponse:

@@ -24,3 +24,16 @@ def _clean_cache():
 def settings_rate_limits_off(settings):
     """Fuzzers send hundreds of requests a second; the limits are tested on their own."""
     settings.VAULT_RATE_LIMITS = {"key": (100000, 60), "user": (100000, 60), "auth_failure": (100000, 300)}
+
+
+@pytest.fixture
+def staff(client):
+    """A superuser signed in (on ``client``) with GitHub and with Google linked."""
+    from accounts.models import User
+
+    from .flows import round_trip, sign_in
+
+    sign_in(client, "github", email="alice@example.com")
+    round_trip(client, "google-oauth2", email="alice@example.com")
+    User.objects.update(is_staff=True, is_superuser=True)
+    return User.objects.get()

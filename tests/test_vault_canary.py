@@ -21,15 +21,13 @@ from django.views.debug import ExceptionReporter
 from social_django.models import UserSocialAuth
 
 import vault
-from accounts.models import Activity, User
+from accounts.models import Activity
 from sandbox.backends import SandboxGithubOAuth2
 from vault import agents, tokens
 from vault.keys import generate_key
 from vault.models import TokenSet
 from vault.testing import expire
 from vault.tokens import capture_tokens
-
-from .flows import round_trip, sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -51,14 +49,6 @@ def _report(error: BaseException) -> str:
     text = reporter.get_traceback_text()
     assert "Traceback" in text and "disk full" in text  # a real report, with frames
     return text + reporter.get_traceback_html()
-
-
-@pytest.fixture
-def staff(client):
-    sign_in(client, "github", email="alice@example.com")
-    round_trip(client, "google-oauth2", email="alice@example.com")
-    User.objects.update(is_staff=True, is_superuser=True)
-    return User.objects.get()
 
 
 def test_canary_token_leaks_nowhere(

@@ -11,14 +11,14 @@ from django.test import override_settings
 from social_django.models import UserSocialAuth
 
 import vault
-from accounts.models import Activity, User
+from accounts.models import Activity
 from sandbox import state
 from sandbox.state import token_is_active
 from vault import rotation, tokens
 from vault.models import TokenSet
 from vault.testing import expire, stored_tokens
 
-from .flows import round_trip, sign_in
+from .flows import round_trip
 
 pytestmark = pytest.mark.django_db
 
@@ -28,14 +28,6 @@ TEST_2, TEST_1 = "test-2", "test-1"
 @pytest.fixture(autouse=True)
 def _no_retry_pause(monkeypatch):
     monkeypatch.setattr(tokens, "RETRY_BACKOFF", (0.0, 0.0))
-
-
-@pytest.fixture
-def staff(client):
-    sign_in(client, "github", email="alice@example.com")
-    round_trip(client, "google-oauth2", email="alice@example.com")
-    User.objects.update(is_staff=True, is_superuser=True)
-    return User.objects.get()
 
 
 def _run(*args) -> str:
