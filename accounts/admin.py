@@ -10,11 +10,11 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from social_django.models import Association, Nonce, Partial, UserSocialAuth
 
-from . import linking, merging
+from . import linking, merging, sudo
 from .models import Activity, IdentityDetails, User
 
 for model in (UserSocialAuth, Nonce, Association, Partial):
@@ -56,6 +56,12 @@ class IdentityInline(ReadOnlyMixin, admin.TabularInline):
         return getattr(getattr(obj, "details", None), "account_name", "")
 
 
+def _confirm_first(request: HttpRequest) -> HttpResponseRedirect:
+    """Merging and removing sign-in methods need a recent sign-in, for staff too (sudo mode)."""
+    messages.info(request, "Please confirm it's you first, then run the action again.")
+    return HttpResponseRedirect(sudo.reauthenticate_url(request.get_full_path()))
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     list_display = ("username", "name", "email", "is_active", "is_staff", "identity_count", "date_joined")
@@ -70,6 +76,8 @@ class UserAdmin(DjangoUserAdmin):
 
     @admin.action(description="Merge the two selected profiles…", permissions=["change"])
     def merge_profiles(self, request: HttpRequest, queryset: QuerySet):
+        if not sudo.is_recent(request):
+            return _confirm_first(request)
         users = list(queryset.order_by("pk"))
         if len(users) != 2:
             self.message_user(request, "Select exactly two profiles to merge.", messages.ERROR)
@@ -153,10 +161,12 @@ class IdentityAdmin(ReadOnlyMixin, admin.ModelAdmin):
         return getattr(getattr(obj, "details", None), "account_name", "")
 
     @admin.action(description="Unlink selected identities (revokes their tokens)", permissions=["view"])
-    def unlink_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def unlink_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         if not request.user.is_superuser:
             self.message_user(request, "Only superusers can unlink identities.", messages.ERROR)
-            return
+            return None
+        if not sudo.is_recent(request):
+            return _confirm_first(request)
         done = 0
         for identity in queryset.select_related("user"):
             try:

@@ -18,6 +18,8 @@ MESSAGES: dict[str, str] = {
     "so it was refused and nothing changed. " + _RESTART,
     "user_mismatch": "That {provider} sign-in was started by a different user than the one signed in now, "
     "so it was refused and nothing was linked. " + _RESTART,
+    "link_flow_expired": "That {provider} link was started too long ago to finish now, so nothing was "
+    "linked. Confirm it's you and connect it again.",
     "identity_in_use": "That {provider} account is already linked to another profile on this site, so it "
     "was not linked here. To use it here, sign out, sign in with it, and remove it from that profile first.",
     "reauth_unknown_identity": "That {provider} account is not linked to your profile. To confirm it's you, "

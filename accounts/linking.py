@@ -19,6 +19,7 @@ from social_core.exceptions import AuthPolicyError
 from social_django.models import UserSocialAuth
 from social_django.utils import load_backend, load_strategy
 
+from . import sudo
 from .models import IdentityDetails, User
 from .providers import Provider, configured_providers, is_configured
 
@@ -67,6 +68,34 @@ def clean_scopes(values: list[str]) -> list[str]:
     return cleaned[:30]
 
 
+class SudoRequired(LinkingError):
+    """Linking another account needs a recent sign-in (sudo mode)."""
+
+    code = "sudo_required"
+
+
+def flow_purpose(request: HttpRequest, *, requested: str | None) -> FlowPurpose:
+    """What a begin POST starts: a sign-in when signed out; a re-authentication or a merge proof
+    when asked for; otherwise linking another account, which needs sudo mode (``SudoRequired``)."""
+    if not request.user.is_authenticated:
+        return "signin"
+    if requested == "reauth":
+        return "reauth"
+    if requested == "merge_proof":
+        return "merge_proof"
+    if not sudo.is_recent(request):
+        raise SudoRequired("Please confirm it's you before connecting another account.")
+    return "link"
+
+
+def pending_link(session) -> dict | None:
+    """The sign-in stopped at the "a profile with this email exists" question, while still fresh."""
+    pending = session.get(PENDING_LINK_SESSION_KEY)
+    if not isinstance(pending, dict) or time.time() - pending.get("at", 0) > PENDING_LINK_SECONDS:
+        return None
+    return pending
+
+
 def start_flow(
     request: HttpRequest,
     *,
@@ -89,8 +118,8 @@ def start_flow(
         "scopes": list(scopes or []),
         "started_at": int(time.time()),
     }
-    pending = request.session.get(PENDING_LINK_SESSION_KEY)
-    if separate_profile and isinstance(pending, dict) and pending.get("provider") == backend_name:
+    pending = pending_link(request.session)
+    if separate_profile and pending is not None and pending.get("provider") == backend_name:
         # The person answered "create a separate profile" for exactly this provider account.
         flow["separate_uid"] = [backend_name, pending.get("uid")]
     request.session[FLOW_SESSION_PREFIX + backend_name] = flow
@@ -211,6 +240,14 @@ def resolve_user(reference: str) -> User:
     if len(matches) > 1:
         raise UserNotFound(f"More than one user matches {reference!r}; use the numeric user id.")
     raise UserNotFound(f"No user matches {reference!r}.")
+
+
+def staff_actor(reference: str) -> User:
+    """The staff member a command is run as (``--actor``): recorded as the one who did it."""
+    actor = resolve_user(reference)
+    if not actor.is_staff:
+        raise UserNotFound(f"{reference!r} is not a staff member.")
+    return actor
 
 
 def sign_in_options_for_profiles(profile_ids: list[int]) -> list[Provider]:

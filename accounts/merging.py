@@ -98,6 +98,12 @@ def _check_pair(into: User, source: User) -> None:
             raise MergeConflict(f"Profile {user.pk} was already merged or deactivated; nothing was changed.")
 
 
+def check_staff_actor(actor: User | None) -> None:
+    """A merge recorded as done by someone (``actor``) must be done by staff."""
+    if actor is not None and not actor.is_staff:
+        raise MergeError(f"{actor.get_username()!r} is not a staff member, so cannot merge profiles.")
+
+
 def merge_profiles(
     *,
     into: User,
@@ -112,6 +118,7 @@ def merge_profiles(
     People may move only identities they just proved (``proven_identity_ids``); staff
     (``actor``) may move any. ``move_identity_ids=None`` moves all of them.
     """
+    check_staff_actor(actor)
     with transaction.atomic():
         # Lock both profiles in a fixed order so opposite-direction merges cannot deadlock; the
         # second one then sees the first one's result and is refused.

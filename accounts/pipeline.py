@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.db import transaction
 from django.http import HttpResponseRedirect
@@ -53,6 +54,10 @@ def check_flow_owner(strategy, backend, user: User | None = None, *args, **kwarg
     finishing_user_id = user.pk if user is not None else None
     if flow.get("user_id") != finishing_user_id:
         raise AuthSessionError(backend, code="user_mismatch", stage="pipeline")
+    # Linking was allowed because the sign-in was recent when it started; it must not be finished
+    # long after that window closed (an abandoned tab).
+    if flow.get("purpose") == "link" and time.time() - flow.get("started_at", 0) > settings.SUDO_MODE_SECONDS:
+        raise AuthSessionError(backend, code="link_flow_expired", stage="pipeline")
     return {"flow": flow}
 
 

@@ -6,8 +6,6 @@ social-auth for the OAuth round trip itself).
 
 from __future__ import annotations
 
-import time
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
@@ -51,18 +49,13 @@ def begin(request: HttpRequest, backend: str) -> HttpResponse:
     if not linking.provider_is_available(backend):
         raise Http404("No such provider")
     next_url = linking.safe_next_url(request.POST.get("next"))
-    requested = request.POST.get("purpose")
-    if not request.user.is_authenticated:
-        purpose = "signin"
-    elif requested in ("reauth", "merge_proof"):
-        purpose = requested
-    else:
-        purpose = "link"
-        if not sudo.is_recent(request):
-            messages.info(request, "Please confirm it's you before connecting another account.")
-            # Come back to the page the button was on (e.g. a "grant more access" offer).
-            return_to = linking.safe_next_url(request.POST.get("return_to"), default=next_url)
-            return HttpResponseRedirect(sudo.reauthenticate_url(return_to))
+    try:
+        purpose = linking.flow_purpose(request, requested=request.POST.get("purpose"))
+    except linking.SudoRequired as error:
+        messages.info(request, str(error))
+        # Come back to the page the button was on (e.g. a "grant more access" offer).
+        return_to = linking.safe_next_url(request.POST.get("return_to"), default=next_url)
+        return HttpResponseRedirect(sudo.reauthenticate_url(return_to))
     scopes = linking.clean_scopes(request.POST.getlist("scope"))
     linking.start_flow(
         request,
@@ -178,8 +171,7 @@ def make_default(request: HttpRequest, identity_id: int) -> HttpResponse:
 @require_GET
 def reauthenticate(request: HttpRequest) -> HttpResponse:
     next_url = linking.safe_next_url(request.GET.get("next"))
-    own_providers = {identity.provider for identity in linking.identities_for(request.user)}
-    providers = [p for p in configured_providers() if p.name in own_providers]
+    providers = linking.sign_in_options_for_profiles([request.user.pk])
     return render(
         request,
         "accounts/reauthenticate.html",
@@ -237,17 +229,10 @@ def readyz(request: HttpRequest) -> HttpResponse:
 # --- Suggested linking at sign-in -----------------------------------------------------------------
 
 
-def _pending_link(request: HttpRequest) -> dict | None:
-    pending = request.session.get(linking.PENDING_LINK_SESSION_KEY)
-    if not isinstance(pending, dict) or time.time() - pending.get("at", 0) > linking.PENDING_LINK_SECONDS:
-        return None
-    return pending
-
-
 @require_GET
 def existing_profile(request: HttpRequest) -> HttpResponse:
     """The question asked when a new sign-in's verified email matches an existing profile."""
-    pending = _pending_link(request)
+    pending = linking.pending_link(request.session)
     if pending is None:
         messages.info(request, "There is nothing waiting to be linked. Sign in to continue.")
         return HttpResponseRedirect("/")
@@ -269,7 +254,7 @@ def existing_profile(request: HttpRequest) -> HttpResponse:
 @require_GET
 def link_pending(request: HttpRequest) -> HttpResponse:
     """After signing in to the existing profile: one click links the account that started it."""
-    pending = _pending_link(request)
+    pending = linking.pending_link(request.session)
     if pending is None:
         return HttpResponseRedirect("/settings/connections/")
     return render(
@@ -351,6 +336,10 @@ def merge_confirm(request: HttpRequest) -> HttpResponse:
     flow, source = ready
     try:
         identity_ids = [int(v) for v in request.POST.getlist("identity")]
+    except ValueError:
+        messages.error(request, "The merge form was not valid; nothing was changed.")
+        return HttpResponseRedirect("/settings/merge/review/")
+    try:
         plan = merging.merge_profiles(
             into=request.user,
             source=source,
@@ -358,9 +347,6 @@ def merge_confirm(request: HttpRequest) -> HttpResponse:
             proven_identity_ids=merging.proven_identity_ids(flow),
             request=request,
         )
-    except ValueError:
-        messages.error(request, "The merge form was not valid; nothing was changed.")
-        return HttpResponseRedirect("/settings/merge/review/")
     except merging.UnprovenIdentity as error:
         messages.error(request, str(error))
         return HttpResponseRedirect("/settings/merge/review/")

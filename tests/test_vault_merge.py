@@ -34,7 +34,7 @@ def test_merge_rebinds_moved_tokens_and_revokes_dropped_ones(django_capture_on_c
     assert any("stored tokens: 2 token set(s)" in line for line in plan.describe())
 
     with django_capture_on_commit_callbacks(execute=True):
-        merge_profiles(into=into, source=source, move_identity_ids=[keep.pk], actor=into)
+        merge_profiles(into=into, source=source, move_identity_ids=[keep.pk])
 
     moved = TokenSet.objects.get(identity=keep)
     assert moved.owner_id == into.pk

@@ -20,6 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from accounts.activity import client_ip
+from accounts.providers import is_configured
 
 from . import agents, connect, errors, issuing
 from . import scopes as scope_rules
@@ -128,6 +129,8 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
 def _connection(value: object) -> str:
     if not isinstance(value, str) or not value or len(value) > 64:
         raise errors.InvalidRequest("'connection' must be a provider name such as \"github\".")
+    if not is_configured(value):
+        raise errors.InvalidRequest(f"Unknown connection {value!r}; /api/v1/openapi.json lists the names.")
     return value
 
 
@@ -211,6 +214,22 @@ _RFC_ERRORS: dict[str, tuple[str, int]] = {
 }
 
 
+def _form_int(value: str | None) -> object:
+    """A form field as a whole number when it is one; otherwise as sent (refused by its check)."""
+    if value is None or value == "":
+        return _MISSING
+    try:
+        return int(value)
+    except ValueError:
+        return value
+
+
+def _login_hint(value: str | None) -> str:
+    if value and len(value) > 254:
+        raise errors.InvalidRequest("'login_hint' must be at most 254 characters.")
+    return value or ""
+
+
 def _rfc_error(error: errors.TokenVaultError) -> JsonResponse:
     rfc_code, status = _RFC_ERRORS.get(error.code, ("temporarily_unavailable", 503))
     body: dict[str, Any] = {
@@ -246,8 +265,8 @@ def _token_exchange(request: HttpRequest) -> HttpResponse:
             asked = {
                 "connection": _connection(data.get("connection")),
                 "scopes": _scopes((data.get("scope") or "").split()),
-                "min_ttl": _min_ttl(int(data["min_ttl"]) if data.get("min_ttl", "").isdigit() else _MISSING),
-                "login_hint": (data.get("login_hint") or "")[:254],
+                "min_ttl": _min_ttl(_form_int(data.get("min_ttl"))),
+                "login_hint": _login_hint(data.get("login_hint")),
             }
         except errors.InvalidRequest:
             _authenticate(request, subject)  # a bad key is answered first

@@ -19,6 +19,7 @@ _ERROR = {
     "properties": {
         "error": {"type": "string", "description": "A stable code (see the descriptions of the responses)."},
         "error_description": {"type": "string"},
+        "linking_site_error": {"type": "string", "description": "RFC 8693 form only: the site's own code."},
         "authorize_url": {"type": "string", "format": "uri"},
         "connect_request": {"type": "string"},
         "required_scopes": {"type": "array", "items": {"type": "string"}},
@@ -36,17 +37,23 @@ def _error_responses(*statuses: int) -> dict[str, Any]:
         403: "`access_denied` (the key may not do this), or `connection_required`, `insufficient_scope`, "
         "`reauthorization_required` with `authorize_url` and `connect_request` for the user to fix it.",
         404: "`not_found`.",
-        405: "`invalid_request`: wrong method.",
         429: "`rate_limited`, with `Retry-After`.",
-        503: "`provider_unavailable` (with `Retry-After`), `provider_misconfigured` or `vault_unavailable`.",
+        503: "`provider_unavailable` (with `Retry-After`), `provider_misconfigured`, or `vault_unavailable` "
+        "(with `Retry-After` when the rate-limit store did not answer).",
     }
+    retry_after = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
     return {
         str(status): {
             "description": text[status],
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            **({"headers": retry_after} if status in (429, 503) else {}),
+            "content": _json({"$ref": "#/components/schemas/Error"}),
         }
         for status in statuses
     }
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
 
 
 def document(request: HttpRequest | None = None) -> dict[str, Any]:
@@ -76,7 +83,10 @@ def document(request: HttpRequest | None = None) -> dict[str, Any]:
             "expires_at": {"type": "string", "format": "date-time"},
         },
     }
-    auth_errors = (400, 401, 429)
+    # Every endpoint checks the key and counts it against the limits (503: the limits store is down).
+    auth_errors = (400, 401, 429, 503)
+    connect_request_ref = _json({"$ref": "#/components/schemas/ConnectRequest"})
+    asked = {"connection": connection, "scopes": scopes}
     return {
         "openapi": "3.0.3",
         "info": {
@@ -106,8 +116,7 @@ def document(request: HttpRequest | None = None) -> dict[str, Any]:
                                     "type": "object",
                                     "required": ["connection"],
                                     "properties": {
-                                        "connection": connection,
-                                        "scopes": scopes,
+                                        **asked,
                                         "account": {
                                             "type": "integer",
                                             "minimum": 1,
@@ -121,9 +130,12 @@ def document(request: HttpRequest | None = None) -> dict[str, Any]:
                             "application/x-www-form-urlencoded": {
                                 "schema": {
                                     "type": "object",
-                                    "description": "RFC 8693 token exchange; the agent key is the subject_token. "
-                                    "Answers and errors follow RFC 8693 / RFC 6749.",
-                                    "required": ["grant_type", "subject_token", "connection"],
+                                    "description": "RFC 8693 token exchange; the agent key is the subject_token "
+                                    "(or the Bearer header). Answers follow RFC 8693; errors RFC 6749 "
+                                    "(`invalid_request`, `invalid_target`, `invalid_scope`, `invalid_grant`, "
+                                    "`unsupported_grant_type`, `temporarily_unavailable`), with the site's own "
+                                    "code in `linking_site_error`.",
+                                    "required": ["grant_type", "connection"],
                                     "properties": {
                                         "grant_type": {
                                             "type": "string",
@@ -133,8 +145,12 @@ def document(request: HttpRequest | None = None) -> dict[str, Any]:
                                         "subject_token_type": {"type": "string"},
                                         "requested_token_type": {"type": "string"},
                                         "connection": connection,
-                                        "login_hint": {"type": "string"},
-                                        "scope": {"type": "string"},
+                                        "login_hint": {"type": "string", "maxLength": 254},
+                                        "scope": {
+                                            "type": "string",
+                                            "description": "Space-separated scope names.",
+                                        },
+                                        "min_ttl": {"type": "integer", "minimum": 0, "maximum": 3600},
                                     },
                                 }
                             },
@@ -232,30 +248,18 @@ def document(request: HttpRequest | None = None) -> dict[str, Any]:
                         "required": True,
                         "content": {
                             "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["connection"],
-                                    "properties": {"connection": connection, "scopes": scopes},
-                                }
+                                "schema": {"type": "object", "required": ["connection"], "properties": asked}
                             }
                         },
                     },
                     "responses": {
                         "201": {
                             "description": "Created.",
-                            "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/ConnectRequest"}
-                                }
-                            },
+                            "content": connect_request_ref,
                         },
                         "200": {
                             "description": "An open request for the same key, provider and scopes.",
-                            "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/ConnectRequest"}
-                                }
-                            },
+                            "content": connect_request_ref,
                         },
                         **_error_responses(*auth_errors, 403),
                     },
@@ -276,11 +280,7 @@ def document(request: HttpRequest | None = None) -> dict[str, Any]:
                     "responses": {
                         "200": {
                             "description": "The request.",
-                            "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/ConnectRequest"}
-                                }
-                            },
+                            "content": connect_request_ref,
                         },
                         **_error_responses(*auth_errors, 404),
                     },

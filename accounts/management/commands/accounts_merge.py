@@ -26,9 +26,7 @@ class Command(BaseCommand):
         try:
             into_user = linking.resolve_user(into)
             source_user = linking.resolve_user(source)
-            actor_user = linking.resolve_user(actor)
-            if not actor_user.is_staff:
-                raise CommandError(f"--actor {actor!r} is not a staff member.")
+            actor_user = linking.staff_actor(actor)
             plan = merging.plan_merge(into=into_user, source=source_user)
         except (linking.LinkingError, merging.MergeError) as error:
             raise CommandError(str(error)) from None

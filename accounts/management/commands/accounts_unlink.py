@@ -18,11 +18,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dry-run", action="store_true", help="show what would be removed; change nothing"
         )
+        parser.add_argument(
+            "--actor", help="your staff username: recorded as the one who unlinked (as in accounts_merge)"
+        )
 
-    def handle(self, *args, user: str, identity_id: int, dry_run: bool, **options) -> None:
+    def handle(self, *args, user: str, identity_id: int, dry_run: bool, actor: str | None, **options) -> None:
         try:
             target = linking.resolve_user(user)
-            result = linking.unlink_identity(user=target, identity_id=identity_id, dry_run=dry_run)
+            actor_user = linking.staff_actor(actor) if actor else None
+            result = linking.unlink_identity(
+                user=target, identity_id=identity_id, actor=actor_user, dry_run=dry_run
+            )
         except linking.LinkingError as error:
             raise CommandError(str(error)) from None
         verb = "Would unlink" if dry_run else "Unlinked"
