@@ -18,6 +18,7 @@ from vault.models import AgentKey, ConnectRequest, TokenSet
 from vault.testing import expire
 
 from .flows import messages_on, round_trip, sign_in
+from .leaks import cache_contents, decoded_sessions
 
 pytestmark = pytest.mark.django_db
 
@@ -200,18 +201,20 @@ def test_access_denied_for_providers_and_scopes_the_key_was_not_given(alice):
 
 
 def test_invalid_requests_are_refused_clearly(alice, key):
-    for bad in (
-        {},
-        {"connection": 5},
-        {"connection": "github", "scopes": [1]},
-        {"connection": "github", "account": "1"},
-        {"connection": "github", "min_ttl": -1},
-        {"connection": "myspace"},
-        [1, 2],
+    for bad, said in (
+        ({}, "'connection'"),
+        ({"connection": 5}, "'connection'"),
+        ({"connection": "github", "scopes": [1]}, "'scopes'"),
+        ({"connection": "github", "account": "1"}, "'account'"),
+        ({"connection": "github", "min_ttl": -1}, "'min_ttl'"),
+        ({"connection": "myspace"}, "Unknown connection 'myspace'"),
+        ([1, 2], "JSON object"),
     ):
         status, body, _ = call("POST", "/api/v1/token", key, bad)
-        assert status in (400, 403), bad
-        assert body["error"] in ("invalid_request", "access_denied"), bad
+        assert (status, body["error"]) == (400, "invalid_request"), bad
+        assert said in body["error_description"], bad
+    status, body, _ = call("POST", "/api/v1/connect-requests", key, {"connection": "myspace"})
+    assert (status, body["error"]) == (400, "invalid_request")
     response = Client().post(
         "/api/v1/token", "not json", content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}"
     )
@@ -226,6 +229,7 @@ def test_invalid_requests_are_refused_clearly(alice, key):
     assert Client().get("/api/v1/token", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 405
     assert Client().get("/api/v1/nothing-here").json()["error"] == "not_found"
     assert not Activity.objects.filter(kind=Activity.Kind.TOKEN_ISSUED).exists()
+    assert not ConnectRequest.objects.exists()
 
 
 def test_malformed_scope_names_are_refused_before_anything_is_stored(alice, key):
@@ -440,6 +444,28 @@ def test_token_exchange_errors_follow_rfc6749(alice, key):
     assert status == 200
 
 
+def test_token_exchange_form_fields_are_checked_not_coerced(alice, key):
+    for extra, said in (
+        ({"min_ttl": "-1"}, "'min_ttl'"),
+        ({"min_ttl": "1e3"}, "'min_ttl'"),
+        ({"min_ttl": "soon"}, "'min_ttl'"),
+        ({"login_hint": "a" * 255}, "'login_hint'"),
+        ({"connection": "myspace"}, "Unknown connection"),
+    ):
+        status, body = exchange(
+            **{"grant_type": EXCHANGE, "subject_token": key, "connection": "github", **extra}
+        )
+        assert (status, body["error"], body["linking_site_error"]) == (
+            400,
+            "invalid_request",
+            "invalid_request",
+        )
+        assert said in body["error_description"], extra
+    status, body = exchange(grant_type=EXCHANGE, subject_token=key, connection="github", min_ttl="120")
+    assert status == 200 and body["expires_in"] >= 120
+    assert Activity.objects.filter(kind=Activity.Kind.TOKEN_ISSUED).count() == 1
+
+
 # --- 7. limits ------------------------------------------------------------------------------------
 
 
@@ -548,6 +574,9 @@ def test_an_agent_key_appears_only_on_its_creation_page(
         for table in ("vault_agentkey", "accounts_activity", "django_session"):
             cursor.execute(f"SELECT * FROM {table}")
             dump.append(repr(cursor.fetchall()))
+    sessions = decoded_sessions()
+    assert any("_auth_user_id" in session for session in sessions)  # really decoded
+    dump += [repr(sessions), repr(cache_contents())]
     from io import StringIO
 
     out = StringIO()

@@ -1,6 +1,5 @@
 """Two gunicorn workers on PostgreSQL (issue 7): refresh is single-flight across processes, and
-the token API's hot path (prepared statements, limits in Redis, the record of each hand-out) holds
-across processes too.
+the token API's rate limits (in Redis) hold across processes, with every token handed out on record.
 
 The site runs under gunicorn with two (sync) worker processes against a PostgreSQL database this
 test creates (``deploy_test_linking_site_<pid>``), whatever database the rest of the suite uses: the

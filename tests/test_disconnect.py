@@ -98,3 +98,20 @@ def test_disconnect_is_not_a_get(client, alice):
 def test_social_auths_own_disconnect_urls_are_not_mounted(client, alice):
     assert client.post("/disconnect/github/").status_code == 404
     assert alice.social_auth.count() == 3
+
+
+def test_making_another_users_identity_the_default_is_refused(client, alice):
+    bob_client = Client()
+    sign_in(bob_client, "github", email="bob@example.com")
+    round_trip(bob_client, "github", email="bob-work@example.com")
+    bobs_second = UserSocialAuth.objects.get(details__email="bob-work@example.com")
+    defaults_before = sorted(
+        UserSocialAuth.objects.filter(details__is_default=True).values_list("pk", flat=True)
+    )
+    response = client.post(f"/settings/connections/{bobs_second.pk}/default/")
+    assert response.headers["Location"] == "/settings/connections/"
+    assert not any("is now the default" in m for m in messages_on(client))
+    assert (
+        sorted(UserSocialAuth.objects.filter(details__is_default=True).values_list("pk", flat=True))
+        == defaults_before
+    )

@@ -177,3 +177,31 @@ def test_connect_offer_with_scopes_asks_the_provider_for_them(client):
     assert "&lt;x&gt;" not in html and "<x>" not in html
     _begin, authorize_url = start(client, "github", scope="repo")
     assert "repo" in authorize_url
+
+
+def test_a_link_finished_long_after_it_started_is_refused(client, settings):
+    sign_in(client, "github", email="alice@example.com")
+    _begin, authorize_url = start(client, "google-oauth2", next="/settings/connections/")
+    assert authorize_url
+    session = client.session
+    session["auth_flow:google-oauth2"]["started_at"] -= settings.SUDO_MODE_SECONDS + 1
+    session.save()
+    callback = provider_page(client, authorize_url, email="alice@example.com")
+    client.get(_path(callback))
+    assert [p for p, _ in _identities(User.objects.get())] == ["github"]
+    assert any("started too long ago" in m for m in messages_on(client))
+
+
+@pytest.mark.parametrize(("seconds_ago", "allowed"), [(59, True), (61, False)])
+def test_the_sudo_window_is_the_configured_one(client, settings, seconds_ago, allowed):
+    settings.SUDO_MODE_SECONDS = 60
+    sign_in(client, "github", email="alice@example.com")
+    round_trip(client, "google-oauth2", email="alice@example.com")  # linked while the sign-in is fresh
+    session = client.session
+    session["auth_at"] = int(time.time()) - seconds_ago
+    session.save()
+    _begin, authorize_url = start(client, "google-oauth2", next="/settings/connections/")
+    assert bool(authorize_url) is allowed
+    google = User.objects.get().social_auth.get(provider="google-oauth2")
+    client.post(f"/settings/connections/{google.pk}/disconnect/")
+    assert UserSocialAuth.objects.filter(pk=google.pk).exists() is not allowed

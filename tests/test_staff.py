@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -112,3 +114,27 @@ def test_activity_page_shows_the_users_own_records_only(client, alice):
     assert "Linked an account" in html
     assert "bob@example.com" not in html
     assert html.count('data-kind="') == Activity.objects.filter(user=alice).count()
+
+
+def test_admin_unlink_action_needs_a_recent_sign_in(alice, staff_client):
+    session = staff_client.session
+    session["auth_at"] = int(time.time()) - 3600
+    session.save()
+    google = alice.social_auth.get(provider="google-oauth2")
+    response = staff_client.post(
+        "/admin/social_django/usersocialauth/", {"action": "unlink_selected", "_selected_action": [google.pk]}
+    )
+    assert response.headers["Location"].startswith("/settings/reauthenticate/?next=")
+    assert alice.social_auth.count() == 2
+    assert not Activity.objects.filter(kind=Activity.Kind.UNLINKED).exists()
+
+
+def test_accounts_unlink_records_the_staff_actor_and_refuses_anyone_else(alice, capsys):
+    User.objects.create_superuser("root", "root@example.com", "pw-for-tests-only-123")
+    google = alice.social_auth.get(provider="google-oauth2")
+    with pytest.raises(CommandError, match="not a staff member"):
+        call_command("accounts_unlink", str(alice.pk), str(google.pk), "--actor", alice.username)
+    assert alice.social_auth.count() == 2
+    call_command("accounts_unlink", str(alice.pk), str(google.pk), "--actor", "root")
+    record = Activity.objects.get(user=alice, kind=Activity.Kind.UNLINKED)
+    assert record.actor.username == "root" and alice.social_auth.count() == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from django.core import mail
@@ -358,7 +359,7 @@ def test_fault_in_the_middle_of_a_merge_changes_nothing(client):
 
     profiles_merging.connect(explode, dispatch_uid="test-explode")
     try:
-        with pytest.raises(RuntimeError):
+        with pytest.raises(RuntimeError, match="injected fault"):
             merging.merge_profiles(into=alice, source=other, move_identity_ids=None, proven_identity_ids=None)
     finally:
         profiles_merging.disconnect(dispatch_uid="test-explode")
@@ -504,3 +505,51 @@ def test_admin_merge_action_asks_then_merges(client):
     )
     assert User.objects.get(pk=other.pk).merged_into_id == alice.pk
     assert Activity.objects.get(user=alice, kind=Activity.Kind.MERGED).actor == staff
+
+
+def test_merge_form_with_a_third_users_identity_moves_nothing(client):
+    alice, other = _merge_ready(client)
+    sign_in(Client(), "github", email="carol@example.com")
+    carol = User.objects.get(email="carol@example.com")
+    carols = carol.social_auth.get()
+    before = _state(alice), _state(other), _state(carol)
+    response = client.post(
+        "/settings/merge/confirm/",
+        {"identity": [other.social_auth.get(provider="google-oauth2").pk, carols.pk]},
+    )
+    assert response.status_code == 302
+    assert (_state(alice), _state(other), _state(carol)) == before
+    assert UserSocialAuth.objects.get(pk=carols.pk).user_id == carol.pk
+    assert not Activity.objects.filter(kind=Activity.Kind.MERGED).exists()
+
+
+def test_a_merge_recorded_as_done_by_someone_must_be_done_by_staff(client):
+    sign_in(Client(), "github", email="alice@example.com")
+    alice = User.objects.get()
+    other = _separate_profile("alice@example.com", "google-oauth2")
+    before = _state(alice), _state(other)
+    with pytest.raises(merging.MergeError, match="not a staff member"):
+        merging.merge_profiles(into=alice, source=other, move_identity_ids=None, actor=alice)
+    assert (_state(alice), _state(other)) == before and User.objects.get(pk=other.pk).is_active
+
+
+def test_admin_merge_action_needs_a_recent_sign_in(client):
+    sign_in(Client(), "github", email="alice@example.com")
+    alice = User.objects.get()
+    other = _separate_profile("alice@example.com", "google-oauth2")
+    staff = User.objects.create_superuser("root", "root@example.com", "pw-123-for-tests")
+    client.force_login(staff)
+    session = client.session
+    session["auth_at"] = int(time.time()) - 3600
+    session.save()
+    response = client.post(
+        "/admin/accounts/user/",
+        {
+            "action": "merge_profiles",
+            "_selected_action": [alice.pk, other.pk],
+            "into": alice.pk,
+            "confirm": "yes",
+        },
+    )
+    assert response.headers["Location"].startswith("/settings/reauthenticate/?next=")
+    assert User.objects.get(pk=other.pk).is_active and other.social_auth.count() == 1

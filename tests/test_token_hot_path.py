@@ -21,7 +21,7 @@ import vault
 from accounts import activity
 from accounts.models import Activity, User
 from sandbox import state as sandbox_state
-from vault import agents
+from vault import agents, keyformat
 from vault.models import TokenSet
 from vault.testing import expire, stored_tokens
 
@@ -133,12 +133,21 @@ def _prepared_statements() -> set[str]:
 
 
 def test_the_lookup_is_prepared_once_per_connection_on_postgresql_only(alice, key):
-    with CaptureQueriesContext(connection) as captured:
-        for _ in range(3):
-            assert token(key)[0] == 200
-    lookups = [q["sql"] for q in captured.captured_queries if "key_hash" in q["sql"]]
-    assert len(lookups) == 3 and len(set(lookups)) == 1  # one fixed statement, values bound
-    assert "@example.com" not in lookups[0] and "lsa_" not in lookups[0]
+    other_key = agents.create_agent_key(user=alice, name="second bot", providers=["github"])[1]
+    sent: list[tuple[str, tuple]] = []
+
+    def capture(execute, sql, params, many, context):
+        sent.append((sql, tuple(params or ())))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(capture):
+        for raw in (key, other_key, key):
+            assert token(raw)[0] == 200
+    lookups = [(sql, params) for sql, params in sent if "key_hash" in sql]
+    assert len(lookups) == 3 and len({sql for sql, _ in lookups}) == 1  # one fixed statement
+    hashes = {keyformat.key_hash(raw) for raw in (key, other_key)}
+    assert {params[-1] for _sql, params in lookups} == hashes  # each key's hash, bound as a value
+    assert not any(h in lookups[0][0] for h in hashes)
     if connection.vendor == "postgresql":
         assert any("key_hash" in statement for statement in _prepared_statements())
     else:
@@ -219,7 +228,7 @@ def test_records_are_append_only_and_complete(alice):
         entry.created_at,
     )
     stored.message = "changed"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="append-only"):
         stored.save()
 
 

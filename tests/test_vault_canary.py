@@ -29,6 +29,8 @@ from vault.models import TokenSet
 from vault.testing import expire
 from vault.tokens import capture_tokens
 
+from .leaks import cache_contents, decoded_sessions
+
 pytestmark = pytest.mark.django_db
 
 CANARY_ACCESS = "gho_CANARYaccess7f3e9d1c5b"
@@ -118,7 +120,7 @@ def _exercise(client, staff, caplog, monkeypatch, settings, django_capture_on_co
     ]
     for path in paths:
         response = client.get(path)
-        assert response.status_code in (200, 404), path
+        assert response.status_code == 200, path
         seen.append((path, response.content.decode()))
 
     # A refresh the provider refuses (it never issued the canary), and the error it gives.
@@ -188,6 +190,10 @@ def _exercise(client, staff, caplog, monkeypatch, settings, django_capture_on_co
     seen.append(
         ("the database", "".join(serializers.serialize("json", m.objects.all()) for m in apps.get_models()))
     )
+    sessions, cached = decoded_sessions(), cache_contents()
+    assert sessions and any("_auth_user_id" in session for session in sessions)  # really decoded
+    seen.append(("sessions, decoded", repr(sessions)))
+    seen.append(("the cache, unpickled", repr(cached)))
     assert any("SELECT" in record.getMessage() for record in caplog.records)  # SQL was really logged
     for where, text in seen:
         _assert_clean(text, where)
