@@ -178,7 +178,7 @@ class AgentKeyAdmin(_ReadOnly):
     actions = ["revoke_selected"]
     list_select_related = ("user",)
 
-    @admin.action(description="Revoke selected agent keys", permissions=["view"])
+    @admin.action(description="Revoke selected agent keys", permissions=["change"])
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
         from .agents import revoke_agent_key
 

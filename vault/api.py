@@ -40,12 +40,6 @@ class MethodNotAllowed(errors.TokenVaultError):
     default_message = "That method is not allowed here."
 
 
-class NotFound(errors.TokenVaultError):
-    code = "not_found"
-    status = 404
-    default_message = "There is nothing at this address."
-
-
 # What django.utils.cache.add_never_cache_headers writes, set directly: it is on every answer.
 _NEVER_CACHE = "max-age=0, no-cache, no-store, must-revalidate, private"
 
@@ -318,7 +312,7 @@ def connect_request_endpoint(request: HttpRequest, request_id: str) -> HttpRespo
 
 @api_view("GET", "POST", "PUT", "PATCH", "DELETE")
 def not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
-    raise NotFound()
+    raise errors.NotFound()
 
 
 @api_view("GET")

@@ -26,9 +26,7 @@ from .models import ConnectRequest, TokenSet
 LIFETIME = timedelta(seconds=getattr(settings, "CONNECT_REQUEST_SECONDS", 600))
 
 
-class ConnectRequestNotFound(errors.TokenVaultError):
-    code = "not_found"
-    status = 404
+class ConnectRequestNotFound(errors.NotFound):
     default_message = "No such connect request for this agent."
 
 

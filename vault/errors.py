@@ -69,6 +69,14 @@ class InvalidRequest(TokenVaultError):
     default_message = "The request is not valid."
 
 
+class NotFound(TokenVaultError):
+    """Nothing at that address, or nothing of this agent's there (the two are answered alike)."""
+
+    code = "not_found"
+    status = 404
+    default_message = "There is nothing at this address."
+
+
 class ConnectionRequired(TokenVaultError):
     """The user has no (such) linked account for the provider; linking one fixes it."""
 

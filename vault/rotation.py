@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.db.models import Count
 from django.views.decorators.debug import sensitive_variables
 
 from . import errors
@@ -134,3 +135,53 @@ def verify_all(keyring: KeyRing | None = None) -> VerifyReport:
         else:
             report.ok += 1
     return report
+
+
+@dataclass
+class StatusReport:
+    """What ``vault_status`` prints: counts only, never a value."""
+
+    total: int
+    awaiting_revocation: int
+    by_status: dict[str, int]
+    by_key: dict[str, int]
+    primary: str
+    configured_keys: list[str]
+
+    @property
+    def unknown_keys(self) -> list[str]:
+        """Key names stored values name that ``VAULT_KEYS`` does not hold (they cannot be read)."""
+        return sorted(set(self.by_key) - set(self.configured_keys))
+
+
+def status_report(keyring: KeyRing) -> StatusReport:
+    counted = dict(TokenSet.objects.values_list("status").annotate(n=Count("id")).order_by("status"))
+    return StatusReport(
+        total=TokenSet.objects.count(),
+        awaiting_revocation=TokenSet.objects.filter(identity__isnull=True).count(),
+        by_status={status.value: counted.get(status.value, 0) for status in TokenSet.Status},
+        by_key=dict(
+            TokenSet.objects.exclude(key_name="")
+            .values_list("key_name")
+            .annotate(n=Count("id"))
+            .order_by("key_name")
+        ),
+        primary=keyring.primary,
+        configured_keys=list(keyring.names),
+    )
+
+
+class KeyStillNeeded(Exception):
+    """A key cannot be retired yet; ``str()`` says what to do first."""
+
+
+def check_retirable(name: str, keyring: KeyRing) -> None:
+    """Raise ``KeyStillNeeded`` unless no stored value uses ``name`` and it does not encrypt new ones."""
+    if name == keyring.primary:
+        raise KeyStillNeeded(
+            f"{name} is the first key in VAULT_KEYS (it encrypts new values); put the new key "
+            "first and run vault_rotate_keys before retiring it."
+        )
+    in_use = TokenSet.objects.filter(key_name=name).count()
+    if in_use:
+        raise KeyStillNeeded(f"Key {name} still encrypts {in_use} token set(s): run vault_rotate_keys first.")

@@ -861,10 +861,11 @@ def _retry_after_seconds(value: object) -> int | None:
     return max(1, min(seconds, MAX_RETRY_AFTER))
 
 
-@sensitive_variables()
-def _record_refresh_failure(token_set: TokenSet, ctx: _Context, *, message: str, data: dict) -> None:
+def _record_refresh(
+    token_set: TokenSet, ctx: _Context, *, message: str, data: dict, kind: str = Activity.Kind.REFRESH_FAILED
+) -> None:
     activity.record(
-        kind=Activity.Kind.REFRESH_FAILED,
+        kind=kind,
         user=ctx.owner,
         actor=ctx.actor,
         provider=token_set.provider,
@@ -906,12 +907,10 @@ def _apply_outcome(token_set: TokenSet, outcome: _Outcome, ctx: _Context) -> err
             identity = UserSocialAuth.objects.get(pk=ctx.identity_id)
             identity.extra_data = {**(identity.extra_data or {}), **outcome.oidc_context}
             identity.save(update_fields=["extra_data", "modified"])
-        activity.record(
+        _record_refresh(
+            token_set,
+            ctx,
             kind=Activity.Kind.TOKEN_REFRESHED,
-            user=ctx.owner,
-            actor=ctx.actor,
-            provider=token_set.provider,
-            uid=token_set.uid,
             message=f"Refreshed the {title} token",
             data={
                 "token_set": token_set.pk,
@@ -937,7 +936,7 @@ def _apply_outcome(token_set: TokenSet, outcome: _Outcome, ctx: _Context) -> err
         token_set.status = TokenSet.Status.RECONNECT_REQUIRED
         token_set.version += 1
         token_set.save()
-        _record_refresh_failure(
+        _record_refresh(
             token_set, ctx, message=f"{title} refused to renew access; reconnect the account", data=data
         )
         logger.info(
@@ -950,7 +949,7 @@ def _apply_outcome(token_set: TokenSet, outcome: _Outcome, ctx: _Context) -> err
     if outcome.kind == "config":
         token_set.retry_not_before = now + timedelta(seconds=MISCONFIGURED_PAUSE)
         token_set.save()
-        _record_refresh_failure(
+        _record_refresh(
             token_set,
             ctx,
             message=f"Could not renew {title} access: this site's {title} app settings were "
@@ -973,7 +972,7 @@ def _apply_outcome(token_set: TokenSet, outcome: _Outcome, ctx: _Context) -> err
         )
     token_set.retry_not_before = now + timedelta(seconds=outcome.retry_after)
     token_set.save()
-    _record_refresh_failure(
+    _record_refresh(
         token_set,
         ctx,
         message=f"{title} was unavailable; the token will be renewed later",
@@ -1002,7 +1001,7 @@ def _mark_reconnect_required(token_set: TokenSet, ctx: _Context, *, code: str) -
     token_set.version += 1
     token_set.save()
     title = provider_title(token_set.provider)
-    _record_refresh_failure(
+    _record_refresh(
         token_set,
         ctx,
         message=f"The {title} token expired and cannot be renewed; reconnect the account",

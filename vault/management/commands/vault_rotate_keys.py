@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from vault.models import TokenSet
-from vault.rotation import rotate_keys
+from vault.rotation import KeyStillNeeded, check_retirable, rotate_keys
 
 from ._common import bounded_int, keyring_or_fail
 
@@ -58,15 +57,9 @@ class Command(BaseCommand):
             )
 
     def _retire(self, name: str, keyring) -> None:
-        if name == keyring.primary:
-            raise CommandError(
-                f"{name} is the first key in VAULT_KEYS (it encrypts new values); put the new key "
-                "first and run vault_rotate_keys before retiring it."
-            )
-        in_use = TokenSet.objects.filter(key_name=name).count()
-        if in_use:
-            raise CommandError(
-                f"Key {name} still encrypts {in_use} token set(s): run vault_rotate_keys first."
-            )
+        try:
+            check_retirable(name, keyring)
+        except KeyStillNeeded as error:
+            raise CommandError(str(error)) from None
         where = "" if name in keyring.names else " (it is not in VAULT_KEYS either)"
         self.stdout.write(f"No stored value uses key {name}{where}: it can be removed from VAULT_KEYS.")

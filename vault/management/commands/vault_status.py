@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import Count
 
-from vault.models import TokenSet
-from vault.rotation import verify_all
+from vault.rotation import status_report, verify_all
 
 from ._common import keyring_or_fail
 
@@ -28,24 +26,18 @@ class Command(BaseCommand):
 
     def handle(self, *args, verify: bool = False, **options) -> None:
         keyring = keyring_or_fail()
-        total = TokenSet.objects.count()
-        pending = TokenSet.objects.filter(identity__isnull=True).count()
-        self.stdout.write(f"Token sets: {total} ({total - pending} linked, {pending} awaiting revocation)")
-        by_status = dict(TokenSet.objects.values_list("status").annotate(n=Count("id")).order_by("status"))
-        for status in TokenSet.Status:
-            self.stdout.write(f"  status {status.value}: {by_status.get(status.value, 0)}")
-        by_key = dict(
-            TokenSet.objects.exclude(key_name="")
-            .values_list("key_name")
-            .annotate(n=Count("id"))
-            .order_by("key_name")
+        report = status_report(keyring)
+        linked = report.total - report.awaiting_revocation
+        self.stdout.write(
+            f"Token sets: {report.total} ({linked} linked, {report.awaiting_revocation} awaiting revocation)"
         )
-        for name in keyring.names:
-            role = " (encrypts new values)" if name == keyring.primary else ""
-            self.stdout.write(f"  key {name}{role}: {by_key.get(name, 0)}")
-        unknown = sorted(set(by_key) - set(keyring.names))
-        for name in unknown:
-            self.stdout.write(f"  key {name} (NOT in VAULT_KEYS): {by_key[name]}")
+        for status, count in report.by_status.items():
+            self.stdout.write(f"  status {status}: {count}")
+        for name in report.configured_keys:
+            role = " (encrypts new values)" if name == report.primary else ""
+            self.stdout.write(f"  key {name}{role}: {report.by_key.get(name, 0)}")
+        for name in report.unknown_keys:
+            self.stdout.write(f"  key {name} (NOT in VAULT_KEYS): {report.by_key[name]}")
         if verify:
             report = verify_all(keyring)
             failed = sum(report.failures.values())
