@@ -482,12 +482,18 @@ def test_staff_suggest_and_merge_commands(capsys, monkeypatch):
         call_command("accounts_merge", str(alice.pk), str(other.pk), "--actor", "root", "--yes")
 
 
-def test_admin_merge_action_asks_then_merges(client):
+def _two_profiles_and_staff(client: Client) -> tuple[User, User, User]:
+    """Alice's profile, a separate one with her email, and a superuser signed in on ``client``."""
     sign_in(Client(), "github", email="alice@example.com")
     alice = User.objects.get()
     other = _separate_profile("alice@example.com", "google-oauth2")
     staff = User.objects.create_superuser("root", "root@example.com", "pw-123-for-tests")
     client.force_login(staff)
+    return alice, other, staff
+
+
+def test_admin_merge_action_asks_then_merges(client):
+    alice, other, staff = _two_profiles_and_staff(client)
     page = client.post(
         "/admin/accounts/user/", {"action": "merge_profiles", "_selected_action": [alice.pk, other.pk]}
     )
@@ -534,11 +540,7 @@ def test_a_merge_recorded_as_done_by_someone_must_be_done_by_staff(client):
 
 
 def test_admin_merge_action_needs_a_recent_sign_in(client):
-    sign_in(Client(), "github", email="alice@example.com")
-    alice = User.objects.get()
-    other = _separate_profile("alice@example.com", "google-oauth2")
-    staff = User.objects.create_superuser("root", "root@example.com", "pw-123-for-tests")
-    client.force_login(staff)
+    alice, other, _staff = _two_profiles_and_staff(client)
     session = client.session
     session["auth_at"] = int(time.time()) - 3600
     session.save()
