@@ -137,16 +137,40 @@ class UserAdmin(DjangoUserAdmin):
 class IdentityAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """Identities, without ``extra_data``. Deleting one unlinks it the same way the user would."""
 
-    list_display = ("pk", "provider", "uid", "user", "email", "created")
-    list_filter = ("provider",)
+    list_display = ("pk", "provider", "uid", "user", "profile_state", "email", "created")
+    list_filter = ("provider", "user__is_active")
     search_fields = ("uid", "user__username", "user__email", "details__email", "details__account_name")
-    fields = ("user", "provider", "uid", "email", "email_verified", "account_name", "created", "modified")
+    fields = (
+        "user",
+        "provider",
+        "uid",
+        "issuer",
+        "email",
+        "email_verified",
+        "account_name",
+        "created",
+        "modified",
+    )
     readonly_fields = fields
     actions = ["unlink_selected"]
     list_select_related = ("user", "details")
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False  # the bulk "unlink" action keeps the rules; the raw delete would not
+
+    @admin.display(description="profile")
+    def profile_state(self, obj: UserSocialAuth) -> str:
+        # An identity on a retired profile cannot sign in and blocks relinking: "Unlink" repairs it.
+        if obj.user.merged_into_id:
+            return f"merged into {obj.user.merged_into_id} (unlink to repair)"
+        return "active" if obj.user.is_active else "inactive (unlink to repair)"
+
+    @admin.display(description="issuer")
+    def issuer(self, obj: UserSocialAuth) -> str:
+        # Issue 20.1: the issuer the identity is bound to; accounts_oidc_issuer moves it.
+        from .issuers import recorded_issuer
+
+        return recorded_issuer(obj) or "-"
 
     @admin.display(description="email")
     def email(self, obj: UserSocialAuth) -> str:
@@ -171,7 +195,12 @@ class IdentityAdmin(ReadOnlyMixin, admin.ModelAdmin):
         for identity in queryset.select_related("user"):
             try:
                 linking.unlink_identity(
-                    user=identity.user, identity_id=identity.pk, actor=request.user, request=request
+                    user=identity.user,
+                    identity_id=identity.pk,
+                    actor=request.user,
+                    request=request,
+                    # Also an identity left on a merged-away profile (issue 20.3): staff repair it.
+                    staff_repair=True,
                 )
                 done += 1
             except linking.LinkingError as error:
@@ -184,7 +213,15 @@ class IdentityAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 @admin.register(IdentityDetails)
 class IdentityDetailsAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ("identity", "email", "email_verified", "created_profile", "is_default", "linked_at")
+    list_display = (
+        "identity",
+        "email",
+        "email_verified",
+        "issuer",
+        "created_profile",
+        "is_default",
+        "linked_at",
+    )
     list_select_related = ("identity",)
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:

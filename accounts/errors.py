@@ -50,6 +50,11 @@ MESSAGES: dict[str, str] = {
     "connection_failed": "{provider} could not be reached. Please try again in a few minutes.",
     "rate_limited": "{provider} is limiting requests right now. Please try again in a few minutes.",
     "disconnect_disallowed": "This is your only way to sign in. Connect another account first.",
+    "issuer_mismatch": "That {provider} account was linked here through a different sign-in service than "
+    "the one {provider} uses now, so it was refused and nothing changed. If your organisation moved, "
+    "ask this site's staff to confirm the move.",
+    "profile_inactive": "That profile was merged into another one or closed, so nothing was linked to "
+    "it or signed in with {provider}. Sign in to the profile you use now and connect the account there.",
     "authorization_code_rejected": "{provider} did not accept the sign-in code (it may have expired). "
     + _RESTART,
 }

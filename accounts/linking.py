@@ -20,6 +20,7 @@ from social_django.models import UserSocialAuth
 from social_django.utils import load_backend, load_strategy
 
 from . import sudo
+from .locking import lock_identities, lock_profiles
 from .models import IdentityDetails, User
 from .providers import Provider, configured_providers, is_configured
 
@@ -168,26 +169,29 @@ def unlink_identity(
     actor: User | None = None,
     request: HttpRequest | None = None,
     dry_run: bool = False,
+    staff_repair: bool = False,
 ) -> UnlinkResult:
     """Remove exactly one identity from ``user`` through social-auth's disconnect pipeline.
 
     The pipeline (SOCIAL_AUTH_DISCONNECT_PIPELINE) checks the last-method rule, lets the vault
     schedule revocation of the identity's tokens, deletes the row and records the activity, all in
     one transaction: a refusal or failure leaves the identity exactly as it was.
+
+    ``staff_repair`` (the admin and ``accounts_unlink``) may also remove an identity left on a
+    merged-away or deactivated profile (issue 20.3); such a profile cannot sign in, so the
+    last-method rule does not apply to it. People never find identities of a retired profile.
     """
     with transaction.atomic():
-        # Lock the profile first (a merge takes the same lock), then read: two removals, or a
-        # removal and a merge, run one after the other and each sees what the other did.
-        locked = User.objects.select_for_update(no_key=True).filter(pk=user.pk).first()
-        if locked is None or not locked.is_active:
+        # The lock order (``accounts.locking``): the profile, then its identities; the vault's
+        # step locks the token set last. A merge or a refresh takes the same rows in the same
+        # order, so each waits for the other and sees what it did.
+        locked = lock_profiles([user.pk]).get(user.pk)
+        if locked is None or (not locked.is_active and not staff_repair):
             raise IdentityNotFound("That linked account was not found on your profile.")
-        list(
-            UserSocialAuth.objects.select_for_update(no_key=True)
-            .filter(user=user)
-            .values_list("pk", flat=True)
-        )
+        lock_identities(user_ids=[user.pk])
         identity = get_identity(user=user, identity_id=identity_id)
-        check_can_disconnect(user=locked, identity=identity)
+        if locked.is_active:
+            check_can_disconnect(user=locked, identity=identity)
         details = getattr(identity, "details", None)
         result = UnlinkResult(
             provider=identity.provider,
@@ -198,9 +202,18 @@ def unlink_identity(
         if dry_run:
             return result
         strategy = load_strategy(request)
-        backend = load_backend(strategy, identity.provider, redirect_uri=None)
+        if is_configured(identity.provider):
+            backend = load_backend(strategy, identity.provider, redirect_uri=None)
+        else:
+            # Issue 20.1: a provider removed from the settings has no backend, but its identities
+            # must still be removable by their owner (the vault erases the tokens it cannot revoke).
+            from .removed import RemovedProvider
+
+            backend = RemovedProvider(strategy, name=identity.provider)
         try:
-            backend.disconnect(user=user, association_id=identity.pk, actor=actor)
+            backend.disconnect(
+                user=locked, association_id=identity.pk, actor=actor, staff_repair=staff_repair
+            )
         except AuthPolicyError as error:
             raise LastSignInMethod(str(error)) from error
     return result

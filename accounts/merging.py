@@ -20,6 +20,7 @@ from django.utils.module_loading import import_string
 from social_django.models import UserSocialAuth
 
 from . import activity, notifications
+from .locking import lock_identities, lock_profiles
 from .models import Activity, IdentityDetails, User, UserSession
 from .providers import provider_title
 from .signals import profiles_merging
@@ -120,22 +121,16 @@ def merge_profiles(
     """
     check_staff_actor(actor)
     with transaction.atomic():
-        # Lock both profiles in a fixed order so opposite-direction merges cannot deadlock; the
-        # second one then sees the first one's result and is refused.
-        locked = {
-            u.pk: u
-            for u in User.objects.select_for_update(no_key=True)
-            .filter(pk__in=[into.pk, source.pk])
-            .order_by("pk")
-        }
+        # The one lock order (``accounts.locking``): both profiles (ascending id, so
+        # opposite-direction merges cannot deadlock; the second sees the first's result and is
+        # refused), then their identities; the vault's receivers lock token sets last. A refresh
+        # in flight holds the same rows in the same order, so the merge waits for it and then
+        # moves (and re-binds) the tokens it wrote.
+        locked = lock_profiles([into.pk, source.pk])
         if len(locked) != 2 and into.pk != source.pk:
             raise MergeConflict("One of the profiles no longer exists; nothing was changed.")
         into, source = locked.get(into.pk, into), locked.get(source.pk, source)
-        list(
-            UserSocialAuth.objects.select_for_update(no_key=True)
-            .filter(user__in=[into, source])
-            .values_list("pk")
-        )
+        lock_identities(user_ids=[into.pk, source.pk])
         plan = plan_merge(into=into, source=source, move_identity_ids=move_identity_ids)
         if proven_identity_ids is not None:
             unproven = [i.pk for i in plan.move if i.pk not in proven_identity_ids]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.cache import add_never_cache_headers
@@ -16,6 +18,39 @@ from .models import Activity
 from .sudo import reauthenticate_url
 
 logger = logging.getLogger(__name__)
+
+
+class CanonicalHostMiddleware:
+    """Send a browser on another allowed host to ``SITE_URL``'s host before any flow starts.
+
+    Every provider round trip comes back to ``SITE_URL`` (the registered redirect_uri), and the
+    flow is bound to the session cookie of the host it started on. A person who opens
+    ``localhost:8000`` while ``SITE_URL`` says ``127.0.0.1:8000`` (``make run``) is therefore moved
+    to ``127.0.0.1:8000`` first (a GET keeps its path and query; a POST, which cannot be replayed
+    elsewhere, lands on the sign-in page there). Machine endpoints are left alone: health checks,
+    the agent API, discovery documents, static files and the sandbox's provider endpoints.
+    """
+
+    EXEMPT_PREFIXES = ("/healthz", "/readyz", "/api/", "/.well-known/", "/static/", "/sandbox/")
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        site = urlsplit(str(settings.SITE_URL))
+        if (
+            site.netloc
+            and request.get_host() != site.netloc
+            and not request.path.startswith(self.EXEMPT_PREFIXES)
+        ):
+            if request.method in ("GET", "HEAD"):
+                target = f"{site.scheme}://{site.netloc}{request.get_full_path()}"
+            else:
+                target = f"{site.scheme}://{site.netloc}/"
+            response = HttpResponseRedirect(target)
+            add_never_cache_headers(response)
+            return response
+        return self.get_response(request)
 
 
 class AuthFlowErrorMiddleware:
@@ -33,8 +68,17 @@ class AuthFlowErrorMiddleware:
         logger.info(
             "Refused %s sign-in or link: %s (%s)", provider or "provider", exception.code, exception.stage
         )
-        flow = request.session.pop(FLOW_SESSION_PREFIX + provider, None) if provider else None
-        request.session.pop("auth_flow_fresh", None)
+        # Close the pending flow only when this request used it up: at begin, or at a callback
+        # whose state was the pending one. A callback with any other state (a forged GET to
+        # /complete/...) must leave it, so the real callback still completes (issue 20.10).
+        consumed = exception.stage == "begin" or bool(
+            backend is not None and getattr(backend, "state_consumed", lambda: True)()
+        )
+        if consumed and provider:
+            flow = request.session.pop(FLOW_SESSION_PREFIX + provider, None)
+            request.session.pop("auth_flow_fresh", None)
+        else:
+            flow = request.session.get(FLOW_SESSION_PREFIX + provider) if provider else None
         user = request.user if request.user.is_authenticated else None
         activity.record(
             kind=Activity.Kind.LINK_REFUSED,

@@ -58,6 +58,12 @@ class IdentityDetails(models.Model):
     )
     linked_at = models.DateTimeField(auto_now_add=True)
     last_login_at = models.DateTimeField(null=True, blank=True)
+    issuer = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="The issuer this identity was made under (OpenID Connect iss); a sign-in from "
+        "another issuer never matches it. Empty for providers with one fixed issuer.",
+    )
 
     class Meta:
         verbose_name = "identity details"

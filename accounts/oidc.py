@@ -23,10 +23,19 @@ must name the ID token's subject; discovery must name the configured issuer; ``o
 (with ``prompt=consent``) is asked for so a refresh token is issued; refresh authenticates the
 client the same way as the code exchange. The vault checks a refreshed ID token with
 :meth:`OpenIdConnectAuth.validate_refreshed_id_token`.
+
+Issue 20 added: every claim's JSON type is checked before use (``invalid_claim``, never a
+``TypeError``); discovery endpoints must be on the issuer's host unless ``OIDC_<NAME>_ENDPOINT_HOSTS``
+allows another; two providers sharing issuer and client id are a check error; unknown ``kid``s
+re-fetch the JWKS at most once per provider per ``JWKS_REFETCH_SECONDS`` (shared cache); and an
+identity is bound to its issuer (``accounts.issuers``: refused sign-ins, ``oidc.E020``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -69,6 +78,8 @@ ASYMMETRIC_ALGORITHMS = (
     "EdDSA",
 )
 _KEY_TYPE_FOR_ALGORITHM = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
+#: At most one JWKS re-fetch per provider in this many seconds for an unknown ``kid``.
+JWKS_REFETCH_SECONDS = 60
 
 #: A provider name: lower-case letters and digits, single hyphens inside; it is the backend name,
 #: the callback path segment and (upper-cased, ``-`` -> ``_``) the settings and environment prefix.
@@ -176,6 +187,7 @@ class ProviderConfig:
     consent_prompt: bool = True
     trusted_audiences: list[str] = field(default_factory=list)
     token_auth_method: str = ""
+    endpoint_hosts: list[str] = field(default_factory=list)
 
     @property
     def backend(self) -> str:
@@ -195,6 +207,7 @@ class ProviderConfig:
             prefix + "CONSENT_PROMPT": self.consent_prompt,
             prefix + "TRUSTED_AUDIENCES": list(self.trusted_audiences),
             prefix + "TOKEN_ENDPOINT_AUTH_METHOD": self.token_auth_method,
+            prefix + "ENDPOINT_HOSTS": list(self.endpoint_hosts),
             prefix + "USE_PKCE": True,
         }
 
@@ -291,9 +304,56 @@ def named_provider_settings(environ: Any) -> NamedProviders:
                 consent_prompt=_bool(environ, prefix + "CONSENT_PROMPT", True),
                 trusted_audiences=split_list(_get(environ, prefix + "TRUSTED_AUDIENCES")),
                 token_auth_method=method,
+                endpoint_hosts=_endpoint_hosts(
+                    split_list(_get(environ, prefix + "ENDPOINT_HOSTS")), variable=prefix + "ENDPOINT_HOSTS"
+                ),
             )
         )
     return NamedProviders(providers)
+
+
+def endpoint_hosts_from(value: str | None, *, variable: str) -> list[str]:
+    """``SOCIAL_AUTH_OIDC_ENDPOINT_HOSTS`` (the single ``oidc`` provider's) from the environment."""
+    return _endpoint_hosts(split_list(value), variable=variable)
+
+
+_HOST_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?(?::[0-9]{1,5})?$")
+
+
+def _endpoint_hosts(values: list[str], *, variable: str) -> list[str]:
+    """Host names (``host`` or ``host:port``), lower-cased; anything else is a configuration error."""
+    hosts = []
+    for value in values:
+        host = value.strip().lower()
+        if not _HOST_PATTERN.match(host):
+            raise ImproperlyConfigured(
+                f"{variable}: {value!r} is not a host name; list host names such as login.example.com "
+                "(no scheme, no path), space- or comma-separated."
+            )
+        hosts.append(host)
+    return hosts
+
+
+def url_host(url: str) -> str:
+    """``https://Login.Example.com:443/x`` -> ``login.example.com``; a non-default port is kept."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port
+    except ValueError:
+        return host + ":?"
+    default = {"https": 443, "http": 80}.get(parts.scheme)
+    return host if port is None or port == default else f"{host}:{port}"
+
+
+#: Discovery endpoints the site sends the client secret, codes or tokens to, or trusts keys from.
+DISCOVERY_ENDPOINTS = (
+    "authorization_endpoint",
+    "token_endpoint",
+    "userinfo_endpoint",
+    "jwks_uri",
+    "revocation_endpoint",
+)
 
 
 def insecure_issuer_allowed() -> bool:
@@ -308,7 +368,13 @@ def _same_issuer(discovered: Any, configured: str) -> bool:
 
 
 def discovery_problems(
-    document: Any, *, configured_issuer: str, allow_insecure: bool, offline_access: bool = True
+    document: Any,
+    *,
+    configured_issuer: str,
+    allow_insecure: bool,
+    offline_access: bool = True,
+    endpoint_hosts: list[str] | tuple[str, ...] = (),
+    hosts_setting: str = "OIDC_<NAME>_ENDPOINT_HOSTS",
 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """What is wrong with a discovery document for this site: ``(errors, warnings)``.
 
@@ -344,6 +410,21 @@ def discovery_problems(
     ]
     if missing:
         errors.append(("E006", f"discovery has no {', '.join(missing)}"))
+    # Issue 20.5: the client secret, codes and tokens go only to the issuer's host, or to hosts
+    # staff listed for this provider (Google and Entra ID keep some endpoints on other hosts).
+    issuer_host = url_host(configured_issuer)
+    allowed_hosts = {issuer_host, *(str(h).lower() for h in endpoint_hosts)}
+    for key in DISCOVERY_ENDPOINTS:
+        value = document.get(key)
+        if isinstance(value, str) and value and url_host(value) not in allowed_hosts:
+            errors.append(
+                (
+                    "E011",
+                    f"discovery puts the {key} on host {url_host(value)!r}, not the issuer's host "
+                    f"{issuer_host!r}; if that host really belongs to the provider, allow it with "
+                    f"{hosts_setting}={url_host(value)}",
+                )
+            )
     if not allow_insecure:
         insecure = [
             key
@@ -406,6 +487,75 @@ def discovery_problems(
     return errors, warnings
 
 
+# --- claim types (issue 20.7) -------------------------------------------------------------------------
+
+#: RFC 7519 NumericDate claims: JSON numbers. A string, boolean or list is refused, not coerced.
+NUMERIC_DATE_CLAIMS = ("exp", "iat", "nbf", "auth_time")
+#: Claims this site compares as strings when present.
+STRING_CLAIMS = ("iss", "sub", "azp", "nonce", "at_hash", "c_hash", "sid", "acr")
+#: 9999-12-31T23:59:59Z: a later "date" cannot be turned into a datetime (and is not a date).
+MAX_NUMERIC_DATE = 253402300799
+#: OpenID Connect Core 2: ``sub`` is at most 255 ASCII characters (also the ``uid`` column's size).
+MAX_SUB_LENGTH = 255
+#: Longest token lifetime believed from ``expires_in`` (ten years); longer is a malformed answer.
+MAX_EXPIRES_IN = 10 * 365 * 24 * 3600
+
+
+def _is_number(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and value == value  # not NaN
+        and 0 <= value <= MAX_NUMERIC_DATE
+    )
+
+
+def id_token_claim_problem(claims: Any) -> str | None:
+    """The first ID-token claim whose JSON type is not what the specifications say, or None.
+
+    Checked on the signature-verified payload before any claim is compared, so a numeric string
+    ``iat`` or a list ``exp`` is a clean refusal instead of a ``TypeError`` (a 500 page).
+    """
+    if not isinstance(claims, dict):
+        return "payload"
+    for claim in NUMERIC_DATE_CLAIMS:
+        if claim in claims and not _is_number(claims[claim]):
+            return claim
+    for claim in STRING_CLAIMS:
+        if claim in claims and not isinstance(claims[claim], str):
+            return claim
+    sub = claims.get("sub")
+    if "sub" in claims and (not sub or len(sub) > MAX_SUB_LENGTH):
+        return "sub"
+    if "aud" in claims:
+        aud = claims["aud"]
+        if isinstance(aud, list):
+            if not aud or not all(isinstance(item, str) and item for item in aud):
+                return "aud"
+        elif not isinstance(aud, str) or not aud:
+            return "aud"
+    return None
+
+
+def token_response_problem(response: Any) -> str | None:
+    """The first token-response member (RFC 6749 5.1) of the wrong JSON type, or None."""
+    if not isinstance(response, dict):
+        return "response"
+    expires_in = response.get("expires_in")
+    if expires_in is not None and not (
+        isinstance(expires_in, int) and not isinstance(expires_in, bool) and 0 <= expires_in <= MAX_EXPIRES_IN
+    ):
+        return "expires_in"
+    for member in ("token_type", "scope", "refresh_token"):
+        if response.get(member) is not None and not isinstance(response[member], str):
+            return member
+    return None
+
+
+#: UserInfo claims this site stores or shows: strings when present (OpenID Connect Core 5.1).
+USERINFO_STRING_CLAIMS = ("email", "name", "preferred_username", "given_name", "family_name", "picture")
+
+
 # --- the backend ------------------------------------------------------------------------------------
 
 #: Settings the site fixes for every OIDC backend, whatever the environment says.
@@ -453,6 +603,19 @@ class OpenIdConnectAuth(ProviderProfileMixin, _OpenIdConnectAuth):
     def oidc_endpoint(self) -> str:
         return self.configured_issuer().rstrip("/")
 
+    def identity_issuer(self) -> str:
+        """The issuer an identity of this backend is bound to (``IdentityDetails.issuer``)."""
+        return self.configured_issuer().rstrip("/")
+
+    def endpoint_hosts(self) -> list[str]:
+        """Hosts other than the issuer's that discovery may put endpoints on (staff-allowed)."""
+        return [str(host).strip().lower() for host in split_list(self.setting("ENDPOINT_HOSTS", []) or [])]
+
+    def endpoint_hosts_setting(self) -> str:
+        if self.name == "oidc":
+            return "SOCIAL_AUTH_OIDC_ENDPOINT_HOSTS"
+        return f"OIDC_{setting_prefix(self.name)}_ENDPOINT_HOSTS"
+
     def oidc_config(self) -> dict:
         config = super().oidc_config()
         errors, _warnings = discovery_problems(
@@ -460,6 +623,8 @@ class OpenIdConnectAuth(ProviderProfileMixin, _OpenIdConnectAuth):
             configured_issuer=self.configured_issuer(),
             allow_insecure=insecure_issuer_allowed(),
             offline_access=False,
+            endpoint_hosts=self.endpoint_hosts(),
+            hosts_setting=self.endpoint_hosts_setting(),
         )
         if errors:
             # The cached document stays (so the check is cheap); every use refuses it.
@@ -494,7 +659,15 @@ class OpenIdConnectAuth(ProviderProfileMixin, _OpenIdConnectAuth):
     # --- the authorization response (RFC 9207) ---------------------------------------------------
 
     def auth_complete(self, *args: Any, **kwargs: Any) -> Any:
-        self.validate_response_issuer()
+        try:
+            self.validate_response_issuer()
+        except AuthResponseError:
+            # A mix-up: refused before the code goes anywhere. When it carried this flow's own
+            # state, that flow is used up too (one use, success or failure); any other state
+            # leaves the pending flow alone, like a forged callback.
+            with contextlib.suppress(SocialAuthBaseException):
+                self.validate_state()
+            raise
         return super().auth_complete(*args, **kwargs)
 
     def validate_response_issuer(self) -> None:
@@ -566,12 +739,39 @@ class OpenIdConnectAuth(ProviderProfileMixin, _OpenIdConnectAuth):
                     continue
             if attempt == 2 or (kid is not None and candidates):
                 return None
-            try:
-                keys = self.get_jwks_keys_for_uri.refresh(self, uri)
-            except SocialAuthBaseException as error:
-                error.stage = "token_validation"
-                raise
+            keys = self._newer_jwks_keys(uri, keys, kid)
+            if keys is None:
+                return None
         return None
+
+    def _newer_jwks_keys(self, uri: str, known: list[Any], kid: str | None) -> list[Any] | None:
+        """The provider's keys after a rotation, or None when a re-fetch is not allowed now.
+
+        Issue 20: an ID token naming a ``kid`` nobody published must not cost a JWKS fetch per
+        attempt. Another process's recent fetch is read from the shared cache first; otherwise one
+        fetch per provider per ``JWKS_REFETCH_SECONDS`` (a gate in the cache, so it holds across
+        processes and machines).
+        """
+        from django.core.cache import cache
+
+        slot = f"oidc:jwks:{self.name}:{hashlib.sha256(uri.encode()).hexdigest()[:32]}"
+        shared = cache.get(slot + ":keys")
+        if (
+            isinstance(shared, list)
+            and shared != known
+            and (kid is None or any(isinstance(key, dict) and key.get("kid") == kid for key in shared))
+        ):
+            return shared
+        if not cache.add(slot + ":gate", 1, timeout=JWKS_REFETCH_SECONDS):
+            logger.info("OIDC provider %r: unknown signing key; JWKS re-fetched recently", self.name)
+            return None
+        try:
+            keys = self.get_jwks_keys_for_uri.refresh(self, uri)
+        except SocialAuthBaseException as error:
+            error.stage = "token_validation"
+            raise
+        cache.set(slot + ":keys", keys, timeout=86400)  # public keys: nothing secret
+        return keys
 
     def decode_and_validate_id_token(self, id_token: str, access_token: str | None) -> dict[str, Any]:
         """Signature (provider's JWKS, advertised asymmetric algorithm), ``iss``, ``aud``, ``azp``,
@@ -615,6 +815,7 @@ class OpenIdConnectAuth(ProviderProfileMixin, _OpenIdConnectAuth):
                 code="invalid_signature",
                 stage="token_validation",
             )
+        self._check_claim_types(id_token)
         try:
             claims = jwt.decode(
                 id_token,
@@ -650,6 +851,52 @@ class OpenIdConnectAuth(ProviderProfileMixin, _OpenIdConnectAuth):
                 self, "ID token at_hash", claim="at_hash", code="invalid_claim", stage="token_validation"
             )
         return claims
+
+    def _check_claim_types(self, id_token: str) -> None:
+        """Refuse a (signature-verified) payload whose claims have the wrong JSON types."""
+        try:
+            payload = json.loads(base64url_decode(id_token.split(".")[1].encode("ascii")))
+        except (ValueError, UnicodeError, RecursionError) as error:
+            raise AuthResponseError(
+                self, "Malformed ID token payload", code="malformed_response", stage="token_validation"
+            ) from error
+        claim = id_token_claim_problem(payload)
+        if claim is not None:
+            raise AuthResponseError(
+                self,
+                f"ID token claim {claim} has the wrong type",
+                claim=claim,
+                code="invalid_claim",
+                stage="token_validation",
+            )
+
+    def check_token_response(self, response: Any, *, stage: str) -> None:
+        member = token_response_problem(response)
+        if member is not None:
+            raise AuthResponseError(
+                self,
+                f"Token response member {member} has the wrong type",
+                claim=member,
+                code="invalid_claim",
+                stage=stage,
+            )
+
+    def user_data(self, access_token: str, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        # Runs once the code is redeemed and the ID token validated, before UserInfo and the
+        # pipeline (inside ``do_auth``, so a refusal here gets the fresh tokens revoked too).
+        self.check_token_response(kwargs.get("response"), stage="token_validation")
+        # Issue 20.1: a subject from another issuer never matches an identity bound to this one.
+        from .issuers import refuse_other_issuer
+
+        sub = self.id_token.get("sub") if isinstance(self.id_token, dict) else None
+        if isinstance(sub, str):
+            refuse_other_issuer(backend=self, uid=sub, issuer=self.identity_issuer())
+        return super().user_data(access_token, *args, **kwargs)
+
+    def process_refresh_token_response(self, response: Any, *args: Any, **kwargs: Any) -> dict:
+        data = super().process_refresh_token_response(response, *args, **kwargs)
+        self.check_token_response(data, stage="refresh")
+        return data
 
     def _at_hash_ok(self, claims: dict[str, Any], access_token: str, alg: str) -> bool:
         try:
@@ -694,6 +941,21 @@ class OpenIdConnectAuth(ProviderProfileMixin, _OpenIdConnectAuth):
                 self,
                 "UserInfo names another subject than the ID token",
                 claim="sub",
+                code="invalid_claim",
+                stage="user_info",
+            )
+        # Issue 20.7's family: what is shown or trusted must have the JSON type OpenID Connect
+        # Core 5.1 gives it (a dict "email" would be stored as its repr; "true" is not true).
+        for claim in USERINFO_STRING_CLAIMS:
+            if userinfo.get(claim) is not None and not isinstance(userinfo[claim], str):
+                raise AuthResponseError(
+                    self, f"UserInfo {claim}", claim=claim, code="invalid_claim", stage="user_info"
+                )
+        if userinfo.get("email_verified") is not None and not isinstance(userinfo["email_verified"], bool):
+            raise AuthResponseError(
+                self,
+                "UserInfo email_verified",
+                claim="email_verified",
                 code="invalid_claim",
                 stage="user_info",
             )
@@ -894,16 +1156,88 @@ def provider_problems(backend_cls: type[OpenIdConnectAuth]) -> list[Problem]:
         configured_issuer=issuer,
         allow_insecure=allow_insecure,
         offline_access=bool(backend.setting("OFFLINE_ACCESS", True)),
+        endpoint_hosts=backend.endpoint_hosts(),
+        hosts_setting=backend.endpoint_hosts_setting(),
     )
     problems += [Problem(name, f"oidc.{code}", message) for code, message in errors]
     problems += [Problem(name, f"oidc.{code}", message) for code, message in warnings]
     return problems
 
 
+def shared_client_problems() -> list[Problem]:
+    """Issue 20.6: two providers with the same issuer and client id are one client twice.
+
+    One person would get two identities (maybe two profiles), and RFC 9207 ``iss`` cannot tell
+    the two callbacks apart. Settings only, no network.
+    """
+    from social_django.utils import load_strategy
+
+    seen: dict[tuple[str, str], str] = {}
+    problems = []
+    strategy = load_strategy()
+    for backend_cls in configured_backends():
+        backend = backend_cls(strategy)
+        endpoint, key = backend.setting("OIDC_ENDPOINT"), backend.setting("KEY")
+        if not isinstance(endpoint, str) or not endpoint or not key:
+            continue  # reported as oidc.E001
+        pair = (endpoint.rstrip("/"), str(key))
+        if pair in seen:
+            problems.append(
+                Problem(
+                    backend.name,
+                    "oidc.E010",
+                    f"it has the same issuer ({pair[0]}) and client id as provider {seen[pair]!r}; "
+                    "register a separate client at the provider for each, or configure it once",
+                )
+            )
+        else:
+            seen[pair] = backend.name
+    return problems
+
+
+def issuer_binding_problems() -> list[Problem]:
+    """Issue 20.1: identities bound to an issuer their provider no longer has (settings + database)."""
+    from .issuers import binding_problems
+
+    return [
+        Problem(
+            problem.provider,
+            "oidc.E020",
+            problem.detail()
+            + f". If the provider really moved, run: manage.py accounts_oidc_issuer {problem.provider} "
+            f"--to {problem.issuer} --dry-run (then without --dry-run); otherwise restore its previous "
+            "endpoint",
+        )
+        for problem in binding_problems()
+    ]
+
+
+def settings_problems() -> list[Problem]:
+    """Problems found without fetching anything: shared clients and issuer bindings."""
+    return shared_client_problems() + issuer_binding_problems()
+
+
+@register("oidc_identities")
+def check_issuer_bindings(app_configs=None, **kwargs) -> list[CheckMessage]:
+    """``manage.py check``: identities bound to an issuer their provider no longer has (reads the
+    database; its own tag so ``check --tag oidc`` stays a settings-and-discovery check)."""
+    return [
+        Error(
+            f"OpenID Connect provider {problem.provider!r}: {problem.message}.",
+            hint="See docs/oidc.md.",
+            id=problem.id,
+        )
+        for problem in issuer_binding_problems()
+    ]
+
+
 @register("oidc")
 def check_oidc_providers(app_configs=None, **kwargs) -> list[CheckMessage]:
     """``manage.py check``: every configured OpenID Connect provider's discovery, fetched now."""
     messages: list[CheckMessage] = []
+    for problem in shared_client_problems():
+        text = f"OpenID Connect provider {problem.provider!r}: {problem.message}."
+        messages.append(Error(text, hint="See docs/oidc.md.", id=problem.id))
     for backend_cls in configured_backends():
         for problem in provider_problems(backend_cls):
             text = f"OpenID Connect provider {problem.provider!r}: {problem.message}."
@@ -923,7 +1257,10 @@ def validate_at_startup() -> None:
     logged: one provider's outage must not keep the site (and the other providers) down.
     With ``OIDC_CHECK_DISCOVERY=off`` only the settings are checked (no network).
     """
-    fatal = []
+    fatal = [
+        f"OpenID Connect provider {problem.provider!r}: {problem.message} [{problem.id}]"
+        for problem in settings_problems()
+    ]
     for backend_cls in configured_backends():
         for problem in provider_problems(backend_cls):
             line = f"OpenID Connect provider {problem.provider!r}: {problem.message} [{problem.id}]"

@@ -19,6 +19,7 @@ from social_django.models import UserSocialAuth
 
 from . import activity, merging, notifications, sudo
 from .linking import FLOW_SESSION_PREFIX, PENDING_LINK_SESSION_KEY, sign_in_methods_left
+from .locking import InactiveProfile, lock_active_profile
 from .models import Activity, IdentityDetails, User
 from .providers import provider_title
 from .suggestions import profiles_with_verified_email
@@ -151,17 +152,32 @@ def create_user(
     """Create the primary profile from the first identity: name, email and avatar."""
     if user is not None:
         return {"is_new": False}
-    email, _verified = backend.verified_email(response)
+    email, verified = backend.verified_email(response)
     name = (details.get("fullname") or "").strip() or backend.account_name(response)
     new_user = User.objects.create_user(
         username=kwargs["username"],
-        email=email,
+        # Only an address the provider verified becomes the profile's: notices go there, and
+        # anyone can type someone else's address into an account that does not verify it.
+        email=email if verified else "",
         name=name[:255],
         first_name=(details.get("first_name") or "")[:150],
         last_name=(details.get("last_name") or "")[:150],
         avatar_url=backend.avatar_url(response)[:500],
     )
     return {"is_new": True, "user": new_user}
+
+
+def lock_profile(backend, user: User | None = None, *args, **kwargs) -> None:
+    """Before an identity is attached: lock the profile (the lock order's first step) and refuse
+    when it was merged away or deactivated since the round trip started (issue 20.3). A merge
+    holds this lock while it moves identities, so a link either lands first and is moved with
+    the rest, or sees the retired profile here."""
+    if user is None or user.pk is None:
+        return
+    try:
+        lock_active_profile(user.pk)
+    except InactiveProfile:
+        raise FlowRefused(backend, code="profile_inactive", stage="pipeline") from None
 
 
 def save_identity_details(
@@ -197,6 +213,11 @@ def save_identity_details(
     identity_details.email = email[:254]
     identity_details.email_verified = verified
     identity_details.avatar_url = backend.avatar_url(response)[:500]
+    identity_issuer = getattr(backend, "identity_issuer", None)
+    if callable(identity_issuer) and not identity_details.issuer:
+        # Issue 20.1: bind the identity to the issuer that vouched for it (a mismatch was refused
+        # before the pipeline, in the backend).
+        identity_details.issuer = identity_issuer()[:500]
     if created:
         identity_details.created_profile = is_new
         identity_details.is_default = not IdentityDetails.objects.filter(
@@ -287,6 +308,8 @@ def allowed_to_disconnect(backend, user: User, association_id=None, *args, **kwa
     """Never leave a user without a way to sign in (our rule, by identity id, not per provider)."""
     if association_id is None:
         raise AuthPolicyError(backend, code="disconnect_disallowed", stage="disconnect")
+    if not user.is_active and kwargs.get("staff_repair"):
+        return  # staff removing an identity left on a retired profile: it cannot sign in anyway
     entries = user.social_auth.filter(pk=association_id)
     for entry in entries:
         if sign_in_methods_left(user=user, without=entry) == 0:

@@ -1,6 +1,7 @@
 from django.urls import path
 
-from . import views
+# ``converters`` registers <dbid:...>: ids in URLs are checked by their format before any query.
+from . import converters, views  # noqa: F401
 
 app_name = "accounts"
 
@@ -9,8 +10,8 @@ urlpatterns = [
     path("logout/", views.sign_out, name="sign_out"),
     path("staff/login/", views.PasswordSignInView.as_view(), name="password_sign_in"),
     path("settings/connections/", views.connections, name="connections"),
-    path("settings/connections/<int:identity_id>/disconnect/", views.disconnect, name="disconnect"),
-    path("settings/connections/<int:identity_id>/default/", views.make_default, name="make_default"),
+    path("settings/connections/<dbid:identity_id>/disconnect/", views.disconnect, name="disconnect"),
+    path("settings/connections/<dbid:identity_id>/default/", views.make_default, name="make_default"),
     path("settings/reauthenticate/", views.reauthenticate, name="reauthenticate"),
     path("settings/activity/", views.activity_page, name="activity"),
 ]

@@ -20,7 +20,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from social_django import views as social_views
 
-from . import activity, linking, merging, sudo
+from . import activity, linking, merging, notifications, sudo
+from .converters import is_database_id
 from .models import Activity
 from .providers import configured_providers, provider_title
 from .suggestions import suggestions_for
@@ -94,6 +95,8 @@ def connections(request: HttpRequest) -> HttpResponse:
             "details": getattr(identity, "details", None),
             "title": provider_title(identity.provider),
             "extra": extras.get(identity.pk, {}),
+            # A provider removed from the settings: shown "not available", removable (issue 20.1).
+            "available": linking.provider_is_available(identity.provider),
         }
         for identity in identities
     ]
@@ -114,6 +117,7 @@ def connections(request: HttpRequest) -> HttpResponse:
             "providers": configured_providers(),
             "sudo_active": sudo.is_recent(request),
             "connect_offer": connect_offer,
+            "notice_address": notifications.notice_address(request.user),
             "suggestions": [
                 {"providers": [provider_title(p) for p in suggestion.providers]}
                 for suggestion in suggestions_for(request.user)
@@ -141,6 +145,7 @@ def disconnect(request: HttpRequest, identity_id: int) -> HttpResponse:
                 "details": getattr(identity, "details", None),
                 "title": provider_title(identity.provider),
                 "is_last": left == 0,
+                "available": linking.provider_is_available(identity.provider),
             },
         )
     try:
@@ -334,9 +339,10 @@ def merge_confirm(request: HttpRequest) -> HttpResponse:
     if ready is None:
         return _merge_expired(request)
     flow, source = ready
-    try:
-        identity_ids = [int(v) for v in request.POST.getlist("identity")]
-    except ValueError:
+    values = request.POST.getlist("identity")
+    # Checked by format before any query (a NUL or a 30-digit number is a database error).
+    identity_ids = [int(v) for v in values if is_database_id(v)]
+    if len(identity_ids) != len(values):
         messages.error(request, "The merge form was not valid; nothing was changed.")
         return HttpResponseRedirect("/settings/merge/review/")
     try:

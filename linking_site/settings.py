@@ -41,17 +41,23 @@ INSTALLED_APPS = [
     "accounts",
     "vault",
     "sandbox",
+    "csp",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "linking_site.security.RefuseNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Browsers on another allowed host go to SITE_URL's first: every OAuth flow returns there.
+    "accounts.middleware.CanonicalHostMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "linking_site.security.NoStoreForSignedInMiddleware",
     "accounts.middleware.AuthFlowErrorMiddleware",
 ]
 
@@ -148,6 +154,7 @@ SOCIAL_AUTH_OIDC_SECRET = env.str("SOCIAL_AUTH_OIDC_SECRET", default="")
 SOCIAL_AUTH_OIDC_TITLE = env.str("SOCIAL_AUTH_OIDC_TITLE", default="")
 # ... and any number of named ones: OIDC_PROVIDERS=okta,keycloak with OIDC_OKTA_ENDPOINT, _KEY, _SECRET, ...
 # (each its own backend "okta", "keycloak"; accounts.oidc turns them into SOCIAL_AUTH_<NAME>_* settings).
+from accounts.oidc import endpoint_hosts_from as _oidc_endpoint_hosts  # noqa: E402
 from accounts.oidc import named_provider_settings as _named_oidc_providers  # noqa: E402
 
 _OIDC_NAMED = _named_oidc_providers(env)
@@ -181,6 +188,8 @@ AUTHENTICATION_BACKENDS.extend(_OIDC_NAMED.backends)
 AUTHENTICATION_BACKENDS.append("django.contrib.auth.backends.ModelBackend")
 
 SOCIAL_AUTH_USER_MODEL = AUTH_USER_MODEL
+# redirect_uri and every other absolute URL social-auth builds come from SITE_URL, not the Host header.
+SOCIAL_AUTH_STRATEGY = "accounts.strategy.SiteUrlStrategy"
 SOCIAL_AUTH_URL_NAMESPACE = "social"
 SOCIAL_AUTH_LOGIN_REDIRECT_URL = LOGIN_REDIRECT_URL
 SOCIAL_AUTH_NEW_ASSOCIATION_REDIRECT_URL = LOGIN_REDIRECT_URL
@@ -201,6 +210,10 @@ SOCIAL_AUTH_OIDC_USE_PKCE = True
 SOCIAL_AUTH_OIDC_SCOPE = env.str("SOCIAL_AUTH_OIDC_SCOPE", default="").replace(",", " ").split()
 # Trust an OIDC provider's email_verified claim only when the deployer says so.
 SOCIAL_AUTH_OIDC_TRUST_EMAIL_VERIFIED = env.bool("SOCIAL_AUTH_OIDC_TRUST_EMAIL_VERIFIED", default=False)
+# Hosts other than the issuer's that its discovery may put endpoints on (docs/oidc.md, issue 20.5).
+SOCIAL_AUTH_OIDC_ENDPOINT_HOSTS = _oidc_endpoint_hosts(
+    env.str("SOCIAL_AUTH_OIDC_ENDPOINT_HOSTS", default=""), variable="SOCIAL_AUTH_OIDC_ENDPOINT_HOSTS"
+)
 
 # The pipeline keeps social-auth's lookup steps but replaces the ones that would overwrite the
 # primary profile (user_details) or leave tokens in plaintext (load_extra_data).
@@ -216,6 +229,7 @@ SOCIAL_AUTH_PIPELINE = [
     "accounts.pipeline.suggest_existing_profile",
     "social_core.pipeline.user.get_username",
     "accounts.pipeline.create_user",
+    "accounts.pipeline.lock_profile",
     "social_core.pipeline.social_auth.associate_user",
     "accounts.pipeline.save_identity_details",
     "vault.pipeline.store_tokens",
@@ -232,12 +246,21 @@ SOCIAL_AUTH_DISCONNECT_PIPELINE = [
 
 # "name:base64-32-bytes" entries, comma-separated; the first encrypts, all decrypt.
 VAULT_KEYS = env.str("VAULT_KEYS", default="")
+# Lifetime assumed for an access token whose provider stated no expires_in (seconds): it is then
+# renewed that early when a refresh token is held, and shown as "expiry assumed".
+VAULT_ASSUMED_TOKEN_LIFETIME = env.int("VAULT_ASSUMED_TOKEN_LIFETIME", default=3600)
+# The longest a token request waits on a provider refresh, all retries included (seconds); shorter
+# than common client timeouts (30 s), so an agent gets a 503 with Retry-After instead of a timeout.
+VAULT_REFRESH_DEADLINE = env.float("VAULT_REFRESH_DEADLINE", default=10.0)
 # Absolute base URL of this site, for links handed to agents and sent by email.
 SITE_URL = env.str("SITE_URL", default=f"http://127.0.0.1:{PORT}").rstrip("/")
 
 # Wiring from accounts to the vault without accounts importing it (DESIGN.md "Layout").
 ACCOUNTS_CONNECTIONS_EXTRAS = ["vault.status.connections_extras"]
 ACCOUNTS_MERGE_REVIEW_EXTRAS = ["vault.status.merge_review_extras"]
+# Tokens a provider issued to a flow the site then refused (or stopped at a question): revoked
+# (accounts.refusals; called after the pipeline's rollback).
+ACCOUNTS_UNKEPT_TOKENS_HANDLERS = ["vault.pipeline.revoke_unkept_tokens"]
 READINESS_CHECKS = ["vault.keys.readiness_problem"]
 
 # --- Security -------------------------------------------------------------------------------------
@@ -260,6 +283,33 @@ CSRF_COOKIE_HTTPONLY = True
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 X_FRAME_OPTIONS = "DENY"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
+
+# Error reports (debug pages, mails to ADMINS, logs) never show secrets, with DEBUG on too.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "linking_site.security.SecretsFilter"
+DEFAULT_EXCEPTION_REPORTER = "linking_site.security.SecretsReporter"
+
+# A strict Content-Security-Policy on every answer (django-csp): no inline script or style
+# anywhere (templates use static/ files only), no framing, no plugins.
+from csp.constants import NONE, SELF  # noqa: E402
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        # Avatars come from the providers' image hosts.
+        "img-src": [SELF, "data:", "https:"],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        # Chromium applies form-action to the redirect that answers a POST, and "Continue with
+        # GitHub" is a POST answered by a redirect to the provider: any https origin (OpenID
+        # Connect providers are configured at run time), http ones where insecure issuers may be.
+        "form-action": [SELF, "https:", *(["http:"] if DEBUG or OIDC_ALLOW_INSECURE_ISSUER else [])],
+    }
+}
 
 # --- Static files, i18n ------------------------------------------------------------------------------
 
@@ -286,10 +336,35 @@ USE_TZ = True
 
 # --- Logging ------------------------------------------------------------------------------------------
 
+# No query string in any log line: a callback's ?code=…&state=… is a live credential (issue 12.11).
+# django.server is the development server's request log (`make run`); gunicorn: gunicorn.conf.py.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"strip_query": {"()": "accounts.logfilters.StripQueryStrings"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["strip_query"]},
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["strip_query"],
+        },
+    },
+    "loggers": {
+        "django.server": {
+            "handlers": ["django.server"],
+            "level": "INFO",
+            "propagate": False,
+            "filters": ["strip_query"],
+        },
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }

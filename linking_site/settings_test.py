@@ -13,6 +13,9 @@ os.environ.setdefault("SANDBOX_PROVIDERS", "on")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "off")
 os.environ.setdefault("SOCIAL_AUTH_REDIRECT_IS_HTTPS", "off")
+# The Django test client's host: redirect_uri and every absolute URL come from SITE_URL (browser tests
+# set it to the live server's URL, see tests/conftest.py).
+os.environ.setdefault("SITE_URL", "http://testserver")
 # Two fixed test keys (32 zero-ish bytes are fine here: tests never protect real secrets).
 os.environ.setdefault(
     "VAULT_KEYS",

@@ -5,6 +5,13 @@ from django.contrib import admin
 from django.urls import include, path
 
 from accounts import views as accounts_views
+from vault.api import json_error_handler
+
+# Errors raised outside a view (middleware, a bad Host header): JSON under /api/, pages elsewhere.
+handler400 = json_error_handler(400)
+handler403 = json_error_handler(403)
+handler404 = json_error_handler(404)
+handler500 = json_error_handler(500)
 
 urlpatterns = [
     path("", include("accounts.urls")),

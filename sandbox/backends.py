@@ -16,12 +16,14 @@ from accounts.backends import GithubOAuth2, GoogleOAuth2
 def sandbox_base_url(strategy: Any) -> str:
     """The site's root URL, ending in ``/``.
 
-    With a browser request, take the host and port the browser used (so ``localhost:8000`` and
-    ``127.0.0.1:8000`` both work); without one (server-side refresh), ``settings.SANDBOX_BASE_URL``.
+    With a browser request, ``SITE_URL`` (never the request's ``Host`` header: the authorize URL
+    and the redirect_uri must name the one registered address; a browser on another allowed host
+    is first sent to SITE_URL's, see ``accounts.middleware.CanonicalHostMiddleware``); without one
+    (server-side refresh and revocation), ``settings.SANDBOX_BASE_URL``.
     """
     request = getattr(strategy, "request", None)
     if request is not None:
-        return request.build_absolute_uri("/")
+        return str(settings.SITE_URL).rstrip("/") + "/"
     return str(settings.SANDBOX_BASE_URL).rstrip("/") + "/"
 
 

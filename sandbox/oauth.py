@@ -320,8 +320,12 @@ def exchange_code(
         return _issue(row.grant, row.scopes.split(), with_refresh=row.issue_refresh_token, nonce=row.nonce)
 
 
-def refresh(provider: str, *, client_id: str, refresh_token: str) -> IssuedTokens:
-    """Serve a refresh grant: Google keeps the refresh token, GitHub rotates it (the old one dies)."""
+def refresh(provider: str, *, client_id: str, refresh_token: str, scope: str | None = None) -> IssuedTokens:
+    """Serve a refresh grant: Google keeps the refresh token, GitHub rotates it (the old one dies).
+
+    Google takes a ``scope`` naming a subset of the grant and answers a token with only those
+    (a scope outside the grant is ``invalid_scope``); GitHub has no such parameter.
+    """
     provider = normalize_provider(provider)
     now = timezone.now()
     with transaction.atomic():
@@ -329,7 +333,13 @@ def refresh(provider: str, *, client_id: str, refresh_token: str) -> IssuedToken
         if row is None or row.grant.client_id != client_id:
             raise GrantError("bad_refresh")
         if provider == GOOGLE:
-            return _issue(row.grant, row.scopes.split(), with_refresh=False)
+            granted = row.scopes.split()
+            if scope is None or not scope.split():
+                return _issue(row.grant, granted, with_refresh=False)
+            narrowed = _merge([google_scope(s) for s in scope.split()])
+            if any(s not in granted for s in narrowed):
+                raise GrantError("invalid_scope")
+            return _issue(row.grant, narrowed, with_refresh=False)
         # Claim the old token with a conditional update so two concurrent refreshes cannot both
         # succeed, exactly as GitHub lets only the first use of a refresh token through.
         claimed = RefreshToken.objects.filter(pk=row.pk, rotated_at__isnull=True).update(rotated_at=now)

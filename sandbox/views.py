@@ -78,6 +78,7 @@ _GOOGLE_REASONS = {
     "pkce_missing": ("invalid_grant", "Missing code verifier."),
     "pkce_mismatch": ("invalid_grant", "Invalid code verifier."),
     "bad_refresh": ("invalid_grant", "Token has been expired or revoked."),
+    "invalid_scope": ("invalid_scope", "Some requested scopes were invalid."),
 }
 _GITHUB_API_DOCS = "https://docs.github.com/rest"
 
@@ -196,7 +197,8 @@ class AuthorizeRequest:
 
 
 def _check_redirect_uri(request: HttpRequest, uri: str) -> None:
-    """Only absolute http(s) URLs on the host this request came to: never an open redirect."""
+    """Only absolute http(s) URLs on the site's own host (``SITE_URL``, as a real provider knows the
+    registered callback), never the host the request named: never an open redirect."""
     if not uri:
         raise AuthorizeRefused("invalid_request", "Missing required parameter: redirect_uri.")
     try:
@@ -207,7 +209,7 @@ def _check_redirect_uri(request: HttpRequest, uri: str) -> None:
         raise AuthorizeRefused("invalid_request", "redirect_uri must be an absolute http:// or https:// URL.")
     if "#" in uri or parts.username is not None or parts.password is not None:
         raise AuthorizeRefused("invalid_request", "redirect_uri must not contain a fragment or user info.")
-    host = request.get_host()
+    host = urlsplit(str(settings.SITE_URL)).netloc
     if not url_has_allowed_host_and_scheme(uri, allowed_hosts={host}, require_https=False):
         raise AuthorizeRefused(
             "redirect_uri_mismatch",
@@ -469,7 +471,10 @@ def google_token(request: HttpRequest) -> HttpResponse:
                 raise oauth.GrantError("bad_refresh")
             if not data.get("refresh_token"):
                 return _google_error("invalid_request", "Missing required parameter: refresh_token")
-            issued = oauth.refresh(GOOGLE, client_id=client_id, refresh_token=data["refresh_token"])
+            # Google narrows a refreshed token to a ``scope`` within the grant (RFC 6749 6).
+            issued = oauth.refresh(
+                GOOGLE, client_id=client_id, refresh_token=data["refresh_token"], scope=data.get("scope")
+            )
             state.record_refresh(GOOGLE, successful=True)
         else:
             return _google_error("unsupported_grant_type", f"Invalid grant_type: {grant_type}")

@@ -14,6 +14,17 @@ def _sandbox_transport(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _site_url_is_the_live_server(request):
+    """Browser tests: SITE_URL (where redirect_uri and every absolute link point) is the live server."""
+    if "live_server" not in request.fixturenames:
+        yield
+        return
+    settings = request.getfixturevalue("settings")
+    settings.SITE_URL = request.getfixturevalue("live_server").url
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _clean_cache():
     cache.clear()
     yield

@@ -187,8 +187,10 @@ def test_key_is_accepted_only_in_the_authorization_header(alice, key):
 
 
 def test_access_denied_for_providers_and_scopes_the_key_was_not_given(alice):
+    # The key's limit covers the whole GitHub grant (read:user user:email): a narrower limit is
+    # refused outright, GitHub tokens cannot be narrowed (tests/test_sec_vault_scope_limit.py).
     _row, github_only = agents.create_agent_key(
-        user=alice, name="gh", providers=["github"], scopes={"github": ["read:user"]}
+        user=alice, name="gh", providers=["github"], scopes={"github": ["read:user", "user:email"]}
     )
     status, body, _ = call("POST", "/api/v1/token", github_only, {"connection": "google-oauth2"})
     assert (status, body["error"]) == (403, "access_denied")
@@ -328,7 +330,10 @@ def test_connect_request_round_trip_then_the_token_call_succeeds(client, alice, 
         scope=["email"],
     )
     assert result.location == f"/connect/{request_id}/done/"
-    done = client.get(result.location)
+    confirm = client.get(result.location)  # a GET only asks (issue 12.8)
+    assert "data-confirm-done" in confirm.content.decode()
+    assert call("GET", f"/api/v1/connect-requests/{request_id}", key)[1]["status"] == "pending"
+    done = client.post(result.location)
     assert "the agent can continue" in done.content.decode()
     assert call("GET", f"/api/v1/connect-requests/{request_id}", key)[1]["status"] == "completed"
     status, body, _ = call("POST", "/api/v1/token", key, {"connection": "google-oauth2", "scopes": ["email"]})
@@ -347,6 +352,7 @@ def test_connect_request_opened_by_another_user_refuses_and_links_nothing(alice,
     assert page.status_code == 403 and "another profile" in page.content.decode()
     round_trip(mallory, "google-oauth2", email="mallory@example.com", next=f"/connect/{request_id}/done/")
     assert mallory.get(f"/connect/{request_id}/done/").status_code == 403
+    assert mallory.post(f"/connect/{request_id}/done/").status_code == 403
     assert mallory.post(f"/connect/{request_id}/decline/").status_code == 403
     assert ConnectRequest.objects.get(pk=request_id).status == "pending"
     assert not alice.social_auth.filter(provider="google-oauth2").exists()
@@ -505,8 +511,9 @@ def test_failed_key_attempts_are_limited_per_address(settings, alice, key, limit
     settings.VAULT_RATE_LIMITS = {"auth_failure": (3, 300)}
     for _ in range(3):
         assert call("GET", "/api/v1/connections", keyformat.new_key(), REMOTE_ADDR="10.9.9.9")[0] == 401
-    status, body, _ = call("GET", "/api/v1/connections", key, REMOTE_ADDR="10.9.9.9")
-    assert (status, body["error"]) == (429, "rate_limited")  # even a good key waits
+    status, body, _ = call("GET", "/api/v1/connections", keyformat.new_key(), REMOTE_ADDR="10.9.9.9")
+    assert (status, body["error"]) == (429, "rate_limited")  # further refused keys wait
+    assert call("GET", "/api/v1/connections", key, REMOTE_ADDR="10.9.9.9")[0] == 200  # a good key never
     assert call("GET", "/api/v1/connections", key, REMOTE_ADDR="10.9.9.10")[0] == 200
 
 
@@ -525,9 +532,10 @@ def test_token_requests_count_against_the_limits_and_a_refused_one_hands_out_not
 def test_a_blocked_address_waits_on_the_token_endpoint_too(settings, alice, key, limit_cache):
     settings.VAULT_RATE_LIMITS = {"auth_failure": (2, 300)}
     bad = keyformat.new_key()
-    statuses = [call("POST", "/api/v1/token", k, {"connection": "github"})[0] for k in (bad, "lsa_nope", key)]
-    assert statuses == [401, 401, 429]
-    assert not Activity.objects.filter(kind=Activity.Kind.TOKEN_ISSUED).exists()
+    keys = (bad, "lsa_nope", keyformat.new_key(), key)
+    statuses = [call("POST", "/api/v1/token", k, {"connection": "github"})[0] for k in keys]
+    assert statuses == [401, 401, 429, 200]  # refused keys wait; the good key is served
+    assert Activity.objects.filter(kind=Activity.Kind.TOKEN_ISSUED).count() == 1
 
 
 def test_staff_see_grants_and_keys_in_the_admin_without_secrets(alice, key):

@@ -77,6 +77,7 @@ def test_agent_asks_user_connects_agent_retries_and_gets_a_token(live_server, se
             ).to_be_visible()
             page.get_by_role("button", name="Approve and continue to GitHub").click()
             sandbox_sign_in(page, email="alice@example.com", name="Alice")
+            page.get_by_role("button", name="Let the agent continue").click()
             expect(page.get_by_role("heading", name="Done: the agent can continue")).to_be_visible()
 
             _read_line_with(agent, "Connect request completed")

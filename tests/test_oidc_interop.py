@@ -57,7 +57,10 @@ def test_sign_in_with_the_provider(live_server, oidc_site):
     assert identity.uid == "alice"
     assert 'data-provider="oidc" data-uid="alice"' in page
     assert "Welcome! Your profile was created from your Node IdP account" in page
-    assert identity.user.email == "alice@example.test"
+    # This provider's email_verified is not trusted: the address is shown on the identity but
+    # never becomes the profile's notice address (only provider-verified addresses get mail).
+    assert identity.details.email == "alice@example.test" and identity.details.email_verified is False
+    assert identity.user.email == ""
     # The provider issued a refresh token (offline_access + consent); the vault holds both tokens.
     access, refresh = stored_tokens(TokenSet.objects.get(identity=identity))
     assert access and refresh
@@ -79,8 +82,9 @@ def test_named_provider_has_its_own_backend_and_callback(live_server, oidc_site)
     page = _connections(session, session.at_oidc_provider(begin, oidc_site.issuer, login="carol"))
     identity = _identity(NAMED_PROVIDER)
     assert identity.uid == "carol" and f'data-provider="{NAMED_PROVIDER}"' in page
-    # This provider is configured to trust email_verified.
+    # This provider is configured to trust email_verified: the address is the profile's.
     assert identity.details.email_verified is True
+    assert identity.user.email == identity.details.email != ""
 
 
 def test_link_to_an_existing_profile_and_get_a_token_from_the_vault(live_server, oidc_site):

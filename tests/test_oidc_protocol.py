@@ -287,6 +287,34 @@ def test_wrong_rfc9207_iss_in_the_authorization_response(client, fake_site):
     assert fake_site.count("/token") == 0  # the code never left the site
 
 
+def test_a_mixed_up_response_uses_up_its_state(client, fake_site):
+    """One use per state, failure included (issue 12.9): after a refused mix-up, the same state
+    with the right iss and a code never reaches the token endpoint."""
+    query = begin(client)
+    fake_site.authorize_query = query
+    refused = client.get(
+        "/complete/oidc/", {"code": "good-code", "state": query["state"], "iss": "https://evil.example.test"}
+    )
+    assert refused.status_code == 302 and refused.headers["Location"] == "/"
+    replay = client.get("/complete/oidc/", {"code": "good-code", "state": query["state"], "iss": FAKE_ISSUER})
+    assert replay.status_code == 302 and replay.headers["Location"] == "/"
+    assert [r.code for r in REFUSALS] == ["invalid_claim", "session_context_missing"]
+    assert fake_site.count("/token") == 0 and not UserSocialAuth.objects.exists()
+
+
+def test_a_mixed_up_response_with_another_state_leaves_the_flow_to_complete(client, fake_site):
+    query = begin(client)
+    fake_site.authorize_query = query
+    forged = client.get(
+        "/complete/oidc/",
+        {"code": "stolen", "state": "not-the-pending-one", "iss": "https://evil.example.test"},
+    )
+    assert forged.status_code == 302
+    real = client.get("/complete/oidc/", {"code": "good-code", "state": query["state"], "iss": FAKE_ISSUER})
+    assert real.headers["Location"] == "/settings/connections/"
+    assert UserSocialAuth.objects.get().uid == fake_site.sub
+
+
 def test_missing_rfc9207_iss_when_the_provider_advertises_it(client, fake_site):
     response = round_trip(client, fake_site, iss=None)
     assert_refused(client, fake_site, response, "missing_claim", claim="iss")

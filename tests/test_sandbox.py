@@ -825,14 +825,17 @@ def test_backends_are_loaded_from_settings():
     assert isinstance(load_backend(strategy, "github", redirect_uri=None), SandboxGithubOAuth2)
 
 
-def test_backend_urls_follow_the_request_host_or_the_setting(client, settings):
-    request = RequestFactory().get("/login/google-oauth2/", HTTP_HOST="localhost:8000")
+def test_backend_urls_follow_site_url_never_the_request_host_or_the_setting(client, settings):
+    # The Host header never picks where the sandbox (and the redirect_uri) lives: SITE_URL does.
+    settings.SITE_URL = "http://localhost:8000"
+    request = RequestFactory().get("/login/google-oauth2/", HTTP_HOST="127.0.0.1:9999")
     request.session = client.session
-    google = load_backend(load_strategy(request), "google-oauth2", redirect_uri=None)
+    google = load_backend(load_strategy(request), "google-oauth2", redirect_uri="/complete/google-oauth2/")
     assert google.authorization_url() == "http://localhost:8000/sandbox/google/authorize"
     assert google.access_token_url() == "http://localhost:8000/sandbox/google/token"
     assert google.userinfo_url() == "http://localhost:8000/sandbox/google/userinfo"
     assert google.revoke_token_url("t", "uid") == "http://localhost:8000/sandbox/google/revoke"
+    assert google.get_redirect_uri() == "http://localhost:8000/complete/google-oauth2/"
     settings.SANDBOX_BASE_URL = "http://127.0.0.1:9000"
     github = load_backend(load_strategy(), "github", redirect_uri=None)
     assert github.authorization_url() == "http://127.0.0.1:9000/sandbox/github/login/oauth/authorize"

@@ -17,9 +17,11 @@ if TYPE_CHECKING:
         ProviderMisconfigured,
         ProviderUnavailable,
         ReauthorizationRequired,
+        ScopeLimitExceeded,
         TokenVaultError,
         VaultUnavailable,
     )
+    from .scopes import ScopeLimit
     from .tokens import AccessToken, get_access_token
 
 _FROM_TOKENS = {"get_access_token", "AccessToken"}
@@ -32,6 +34,7 @@ _FROM_ERRORS = {
     "ProviderMisconfigured",
     "InvalidRequest",
     "VaultUnavailable",
+    "ScopeLimitExceeded",
 }
 
 __all__ = [
@@ -42,6 +45,8 @@ __all__ = [
     "ProviderMisconfigured",
     "ProviderUnavailable",
     "ReauthorizationRequired",
+    "ScopeLimit",
+    "ScopeLimitExceeded",
     "TokenVaultError",
     "VaultUnavailable",
     "get_access_token",
@@ -57,4 +62,8 @@ def __getattr__(name: str) -> Any:
         from . import errors
 
         return getattr(errors, name)
+    if name == "ScopeLimit":
+        from .scopes import ScopeLimit
+
+        return ScopeLimit
     raise AttributeError(f"module 'vault' has no attribute {name!r}")

@@ -14,7 +14,7 @@ from django.utils.html import format_html
 
 from accounts.providers import provider_title
 
-from . import errors, revocation, tokens
+from . import connect, errors, revocation, tokens
 from .models import AgentKey, ConnectRequest, TokenSet
 
 #: Shown fields: never ``access_token_encrypted`` / ``refresh_token_encrypted`` / ``lease_id``.
@@ -28,6 +28,8 @@ SHOWN_FIELDS = (
     "scope_list",
     "token_type",
     "expires_at",
+    "expiry_assumed",
+    "issued_at",
     "refreshed_at",
     "has_refresh_token",
     "key_name",
@@ -83,6 +85,18 @@ class TokenSetAdmin(admin.ModelAdmin):
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
+    def changelist_view(self, request, extra_context=None):
+        # Tokens this site cannot decrypt are never given up on (issue 20.4): say so at the top.
+        waiting = revocation.waiting_for_key().count()
+        if waiting:
+            self.message_user(
+                request,
+                f"{waiting} removed account(s) wait for revocation because their tokens do not decrypt "
+                "with VAULT_KEYS (wrong or missing key); they are kept until the right key is configured.",
+                messages.WARNING,
+            )
+        return super().changelist_view(request, extra_context)
+
     @admin.display(description="provider", ordering="provider")
     def provider_name(self, obj: TokenSet) -> str:
         return provider_title(obj.provider)
@@ -90,6 +104,8 @@ class TokenSetAdmin(admin.ModelAdmin):
     @admin.display(description="identity")
     def identity_link(self, obj: TokenSet) -> str:
         if obj.identity_id is None:
+            if obj.last_error_code in revocation.KEY_FAULT_CODES:
+                return "removed (revocation waiting for the right vault key)"
             return "removed (revocation pending)"
         try:
             url = reverse("admin:social_django_usersocialauth_change", args=[obj.identity_id])
@@ -167,6 +183,7 @@ class AgentKeyAdmin(_ReadOnly):
         "hint",
         "providers",
         "scopes",
+        "whole_grant",
         "created_at",
         "expires_at",
         "last_used_at",
@@ -197,3 +214,10 @@ class ConnectRequestAdmin(_ReadOnly):
     list_filter = ("status", "provider")
     search_fields = ("id", "user__username", "user__email")
     list_select_related = ("user", "agent_key")
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None):
+        # The id is checked by its format before any query: a NUL is a database error on
+        # PostgreSQL (a 500); anything malformed is "does not exist" (change, delete, history).
+        if from_field is None and not connect.is_request_id(object_id):
+            return None
+        return super().get_object(request, object_id, from_field)

@@ -13,8 +13,9 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts import activity
+from accounts.locking import InactiveProfile, lock_active_profile
 from accounts.models import Activity, User
-from accounts.notifications import send_notice
+from accounts.notifications import person_text, send_notice
 from accounts.providers import is_configured, provider_title
 from linking_site import prepared
 
@@ -53,9 +54,14 @@ def create_agent_key(
     providers: list[str],
     scopes: dict[str, list[str]] | None = None,
     expires_in_days: int = 30,
+    whole_grant: bool = False,
     request: HttpRequest | None = None,
 ) -> tuple[AgentKey, str]:
-    """Make a key; returns the row and the key itself, which is never available again."""
+    """Make a key; returns the row and the key itself, which is never available again.
+
+    ``whole_grant``: the person allows the key a token with everything the account granted, even
+    beyond its scope limits (otherwise such a token is narrowed, or refused where the provider
+    cannot narrow it)."""
     name = (name or "").strip()
     if not 1 <= len(name) <= 100:
         raise AgentKeyError("Give the agent a name of 1 to 100 characters.")
@@ -76,6 +82,14 @@ def create_agent_key(
     }
     key = keyformat.new_key()
     with transaction.atomic():
+        try:
+            # Lock the profile (the lock order's first step) and re-check it: a key must never be
+            # made for a profile a merge retired meanwhile (issue 20.3).
+            lock_active_profile(user.pk)
+        except InactiveProfile:
+            raise AgentKeyError(
+                "This profile was merged into another one or closed; sign in again."
+            ) from None
         if AgentKey.objects.filter(user=user, revoked_at__isnull=True).count() >= MAX_KEYS_PER_USER:
             raise AgentKeyError(f"You already have {MAX_KEYS_PER_USER} keys; revoke some first.")
         row = AgentKey.objects.create(
@@ -85,6 +99,7 @@ def create_agent_key(
             hint=keyformat.display_hint(key),
             providers=providers,
             scopes=allowed_scopes,
+            whole_grant=bool(whole_grant) and bool(allowed_scopes),
             expires_at=timezone.now() + timedelta(days=expires_in_days),
         )
         activity.record(
@@ -92,7 +107,8 @@ def create_agent_key(
             user=user,
             request=request,
             message=f"Created agent key {name!r} ({row.hint}) for "
-            f"{', '.join(provider_title(p) for p in providers)}, expires in {expires_in_days} days",
+            f"{', '.join(provider_title(p) for p in providers)}, expires in {expires_in_days} days"
+            + ("; it may receive the whole grant" if row.whole_grant else ""),
             data={"agent_key": row.pk},
         )
         transaction.on_commit(lambda: _notify_created(user=user, key=row))
@@ -102,9 +118,14 @@ def create_agent_key(
 def _notify_created(*, user: User, key: AgentKey) -> None:
     send_notice(
         user=user,
-        subject=f"A new agent key {key.name!r} was created",
+        # The key's name is the person's text: never in a subject (it comes from our real sender).
+        subject="A new agent key was created on your profile",
         template="email/agent_key_created.txt",
-        context={"key": key, "providers": ", ".join(provider_title(p) for p in key.providers)},
+        context={
+            "key": key,
+            "key_name": person_text(key.name),
+            "providers": ", ".join(provider_title(p) for p in key.providers),
+        },
     )
 
 
@@ -194,7 +215,8 @@ def authenticate_agent_key(raw_key: str | None) -> AgentKey:
 def authenticate_request(raw_key: str | None, *, ip_address: str | None) -> AgentKey:
     """An agent API request's key, counted against its limits (``RateLimited`` past them).
 
-    A refused key counts against its address; an address with too many refused keys waits.
+    A refused key counts against its address, and past the address's limit refused keys are
+    answered 429; a valid key is admitted whatever its address's failures (vault/ratelimit.py).
     """
     try:
         key = authenticate_agent_key(raw_key)
@@ -218,6 +240,14 @@ def admit(key: AgentKey, *, ip_address: str | None) -> None:
     """Count an authenticated request against the key's and the user's limits, and note its use."""
     ratelimit.admit(key_id=key.pk, user_id=key.user_id, ip_address=ip_address)
     note_use(key, ip_address=ip_address)
+
+
+def scope_limit(key: AgentKey, *, connection: str) -> scope_rules.ScopeLimit:
+    """What a token for ``key`` may carry: the key's scopes for ``connection`` (none: anything),
+    and whether its person allowed it the whole grant (``tokens.enforce_scope_limit``)."""
+    return scope_rules.ScopeLimit(
+        scopes=tuple((key.scopes or {}).get(connection) or ()), whole_grant=bool(key.whole_grant)
+    )
 
 
 def check_allowed(key: AgentKey, *, connection: str, scopes: list[str]) -> None:

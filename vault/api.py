@@ -10,11 +10,15 @@ The agent key is read from the ``Authorization`` header only (or, in the RFC 869
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.core.exceptions import SuspiciousOperation
+from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
@@ -26,6 +30,7 @@ from . import agents, connect, errors, issuing
 from . import scopes as scope_rules
 from .status import connections_for_agent
 
+logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 16 * 1024
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
@@ -60,8 +65,17 @@ def _error_response(error: errors.TokenVaultError) -> JsonResponse:
     return _respond(error.as_dict(), error.status, retry_after=getattr(error, "retry_after", None))
 
 
+# Bodies Django's parsers refuse (too many fields or files, a broken multipart body, an unknown
+# charset) and JSON nested deeper than Python's recursion limit: the caller's fault, answered 400.
+_UNPARSABLE = (SuspiciousOperation, MultiPartParserError, RecursionError, UnicodeError, LookupError)
+
+
 def api_view(*methods: str) -> Callable:
-    """JSON-only, CSRF-exempt (no cookies are used), method- and size-checked, errors as JSON."""
+    """JSON-only, CSRF-exempt (no cookies are used), method- and size-checked, errors as JSON.
+
+    Every answer under /api/ is JSON, whatever went wrong: an agent parses the body of a 400 or a
+    500 as surely as a 200 (``json_error_handler`` covers what fails outside a view).
+    """
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @csrf_exempt
@@ -79,10 +93,43 @@ def api_view(*methods: str) -> Callable:
                 if isinstance(error, MethodNotAllowed):
                     response["Allow"] = ", ".join(methods)
                 return response
+            except _UNPARSABLE:
+                return _error_response(errors.InvalidRequest("The request body could not be read."))
+            except OperationalError:
+                # A deadlock, a lock or statement timeout, a lost connection (issue 20.2): the
+                # database will answer again, so the agent is told when to retry, in JSON.
+                logger.warning("Database unavailable during %s (OperationalError)", request.path)
+                return _error_response(errors.DatabaseBusy())
+            # Anything else goes on to Django (logged, mailed to ADMINS, got_request_exception)
+            # and is answered by ``json_error_handler(500)``: JSON under /api/.
 
         return wrapper
 
     return decorator
+
+
+def json_error_handler(status: int) -> Callable[..., HttpResponse]:
+    """``handler400/404/500`` for requests that fail before or outside a view (middleware, URL
+    resolution): JSON under /api/, Django's usual pages elsewhere."""
+    from django.views import defaults
+
+    page = {400: defaults.bad_request, 403: defaults.permission_denied, 404: defaults.page_not_found}
+    bodies = {
+        400: ("invalid_request", "The request could not be read."),
+        403: ("access_denied", "This request is not allowed."),
+        404: ("not_found", errors.NotFound.default_message),
+        500: ("server_error", "Something went wrong on our side."),
+    }
+
+    def handler(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+        if request.path.startswith("/api/"):
+            code, description = bodies[status]
+            return _respond({"error": code, "error_description": description}, status)
+        if status == 500:
+            return defaults.server_error(request)
+        return page[status](request, exception)
+
+    return handler
 
 
 def _refuse_key_in_url(request: HttpRequest) -> None:
@@ -113,7 +160,8 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
         raise errors.InvalidRequest("Send a JSON body with Content-Type: application/json.")
     try:
         body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: a small body of thousands of nested lists is still not a JSON object.
         raise errors.InvalidRequest("The body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise errors.InvalidRequest("The body must be a JSON object.")

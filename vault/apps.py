@@ -10,3 +10,8 @@ class VaultConfig(AppConfig):
         from . import keys, signals  # noqa: F401  (signals registers its receivers)
 
         checks.register(keys.check_keys, checks.Tags.security)
+        # Deploy-only: they read (and decrypt a sample of) the database.
+        checks.register(keys.check_keys_decrypt, checks.Tags.security, deploy=True)
+        from . import plaintext
+
+        checks.register(plaintext.check_plaintext_extra_data, checks.Tags.security, deploy=True)

@@ -7,6 +7,7 @@ user and single use: once completed, declined or expired it stays so.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from django.conf import settings
@@ -15,6 +16,7 @@ from django.utils import timezone
 from social_django.models import UserSocialAuth
 
 from accounts import activity
+from accounts.locking import InactiveProfile, lock_active_profile
 from accounts.models import Activity, User
 from accounts.providers import is_configured, provider_title
 
@@ -24,6 +26,25 @@ from .agents import AgentKey, check_allowed
 from .models import ConnectRequest, TokenSet
 
 LIFETIME = timedelta(seconds=getattr(settings, "CONNECT_REQUEST_SECONDS", 600))
+# What vault.models makes ("cr_" + token_urlsafe(18)), with room for longer ones (max_length 40).
+REQUEST_ID_PATTERN = "cr_[A-Za-z0-9_-]{1,37}"
+
+
+def is_request_id(value: object) -> bool:
+    """True for a string shaped like a connect request id: checked before any query sees it."""
+    return isinstance(value, str) and re.fullmatch(REQUEST_ID_PATTERN, value) is not None
+
+
+class ConnectRequestIdConverter:
+    """``<crid:request_id>`` in URLs: anything else (a NUL, a quote, 41 characters) does not match."""
+
+    regex = REQUEST_ID_PATTERN
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
 
 
 class ConnectRequestNotFound(errors.NotFound):
@@ -114,7 +135,9 @@ def for_agent_error(
 
 def get_for_agent(*, agent_key: AgentKey, request_id: str) -> ConnectRequest:
     """Only the agent key that made a request can read it; anything else is "not found"."""
-    found = ConnectRequest.objects.filter(pk=str(request_id)[:40], agent_key=agent_key).first()
+    if not is_request_id(request_id):
+        raise ConnectRequestNotFound()
+    found = ConnectRequest.objects.filter(pk=request_id, agent_key=agent_key).first()
     if found is None:
         raise ConnectRequestNotFound()
     _expire_if_due(found)
@@ -136,7 +159,9 @@ def open_for_user(*, request_id: str, user: User) -> ConnectRequest:
 
 def _pending_for(queryset, *, request_id: str, user: User) -> ConnectRequest:
     """The request if it is ``user``'s and still pending; otherwise the reason it is not."""
-    found = queryset.filter(pk=str(request_id)[:40]).first()
+    if not is_request_id(request_id):
+        raise ConnectRequestNotFound("No such connect request.")
+    found = queryset.filter(pk=request_id).first()
     if found is None:
         raise ConnectRequestNotFound("No such connect request.")
     if found.user_id != user.pk:
@@ -174,9 +199,19 @@ def _linked_identity_covering(found: ConnectRequest) -> UserSocialAuth | None:
     return None
 
 
+def is_covered(found: ConnectRequest) -> bool:
+    """Whether the user's linked accounts now give what the request asks (read only)."""
+    return _linked_identity_covering(found) is not None
+
+
 def complete(*, request_id: str, user: User) -> ConnectRequest:
     """Mark the request completed once the person has linked what it asked for (single use)."""
     with transaction.atomic():
+        try:
+            # The profile first (the lock order), re-checked: a retired profile completes nothing.
+            lock_active_profile(user.pk)
+        except InactiveProfile:
+            raise RequestClosed(ConnectRequest.Status.EXPIRED) from None
         found = _lock_pending(request_id=request_id, user=user)
         identity = _linked_identity_covering(found)
         if identity is None:

@@ -111,6 +111,43 @@ class InsufficientScope(TokenVaultError):
         return body
 
 
+class ScopeLimitExceeded(TokenVaultError):
+    """The account granted more than the caller may hold and the provider cannot narrow a token.
+
+    Answered as ``access_denied`` (the holder is not allowed this token) with ``reason``
+    ``grant_exceeds_key_scopes`` and both scope lists, so the agent can say what to change: allow
+    the key the whole grant, or link an account with a narrower grant.
+    """
+
+    code = "access_denied"
+    status = 403
+    reason = "grant_exceeds_key_scopes"
+    default_message = "The linked account granted more than this key may receive."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        granted: Iterable[str] = (),
+        allowed: Iterable[str] = (),
+        beyond: Iterable[str] = (),
+        **kwargs,
+    ) -> None:
+        self.granted = tuple(granted)
+        self.allowed = tuple(allowed)
+        self.beyond = tuple(beyond)
+        super().__init__(message, **kwargs)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            **super().as_dict(),
+            "reason": self.reason,
+            "granted_scopes": list(self.granted),
+            "allowed_scopes": list(self.allowed),
+            "scopes_beyond_limit": list(self.beyond),
+        }
+
+
 class ReauthorizationRequired(TokenVaultError):
     """The provider no longer honours the stored grant (revoked, expired refresh token...)."""
 
@@ -168,6 +205,16 @@ class DecryptionFailed(VaultUnavailable):
     default_message = "A stored token could not be verified and was not used."
 
 
+class VaultFault(DecryptionFailed):
+    """The token set is flagged: a stored value did not decrypt or is impossible (blank...). It is
+    never handed out or retried; reconnecting the account stores a new one (``authorize_url``)."""
+
+    default_message = (
+        "The stored token for this account cannot be used; reconnect the account "
+        "(the site's staff have been told)."
+    )
+
+
 class RateLimited(RetryLater):
     """An agent key, its user or its address asked too often."""
 
@@ -175,6 +222,14 @@ class RateLimited(RetryLater):
     status = 429
     default_message = "Too many requests; wait and retry."
     default_retry_after = 60
+
+
+class DatabaseBusy(RetryLater, VaultUnavailable):
+    """The database gave up on the request (a deadlock, a lock timeout, a lost connection): nothing
+    was handed out; the same request a moment later normally succeeds."""
+
+    default_message = "The token vault is busy; try again in a moment."
+    default_retry_after = 2
 
 
 class LimitsUnavailable(RetryLater, VaultUnavailable):

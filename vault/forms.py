@@ -14,6 +14,13 @@ class AgentKeyForm(forms.Form):
     providers = forms.MultipleChoiceField(
         label="Providers it may use", widget=forms.CheckboxSelectMultiple, choices=()
     )
+    whole_grant = forms.BooleanField(
+        label="May receive the whole grant",
+        required=False,
+        help_text="Only matters with scope limits. Unticked, a token with more than these scopes is "
+        "narrowed to them (Google) or refused (GitHub and other providers cannot narrow a token). "
+        "Ticked, the agent may get everything the account granted.",
+    )
     expires_in_days = forms.TypedChoiceField(
         label="Expires after",
         coerce=int,

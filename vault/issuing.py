@@ -21,6 +21,7 @@ from linking_site import prepared
 
 from . import agents, connect, errors, keyformat, tokens
 from .models import AgentKey
+from .scopes import ScopeLimit
 from .tokens import AccessToken
 
 ACTIONABLE = (errors.ConnectionRequired, errors.InsufficientScope, errors.ReauthorizationRequired)
@@ -53,6 +54,9 @@ def issue_token(
         agents.refuse_key(ip_address=ip_address)
     agents.admit(key, ip_address=ip_address)
     agents.check_allowed(key, connection=connection, scopes=scopes)
+    # The key's scope limit goes into the vault's own rule (``tokens.enforce_scope_limit``) on both
+    # paths, so the hot path and ``get_access_token`` cannot disagree about what a key may hold.
+    limit = agents.scope_limit(key, connection=connection)
 
     token = None
     if not login_hint.strip():
@@ -61,10 +65,17 @@ def issue_token(
             connection=connection,
             requested=scopes,
             min_ttl=min_ttl,
+            limit=limit,
         )
     if token is None:
         token = _token_the_long_way(
-            key, connection=connection, scopes=scopes, account=account, login_hint=login_hint, min_ttl=min_ttl
+            key,
+            connection=connection,
+            scopes=scopes,
+            account=account,
+            login_hint=login_hint,
+            min_ttl=min_ttl,
+            limit=limit,
         )
     agents.record_token_issued(
         key=key,
@@ -96,13 +107,22 @@ def _lookup_params(raw_key: str, connection: str, account: int | None) -> list[A
 
 
 def _token_the_long_way(
-    key: AgentKey, *, connection: str, scopes: list[str], account: int | None, login_hint: str, min_ttl: int
+    key: AgentKey,
+    *,
+    connection: str,
+    scopes: list[str],
+    account: int | None,
+    login_hint: str,
+    min_ttl: int,
+    limit: ScopeLimit,
 ) -> AccessToken:
     """``get_access_token`` (refresh, or the error), with the connect request for a fixable error."""
     try:
         if login_hint.strip():
             account = _account_from_hint(key, connection, login_hint)
-        return tokens.get_access_token(key.user, connection, scopes=scopes, account=account, min_ttl=min_ttl)
+        return tokens.get_access_token(
+            key.user, connection, scopes=scopes, account=account, min_ttl=min_ttl, limit=limit
+        )
     except ACTIONABLE as error:
         error.details = connect.for_agent_error(error, agent_key=key, connection=connection, scopes=scopes)
         raise

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from functools import lru_cache
 
 from django.conf import settings
 
-from .errors import VaultKeyError
+from .errors import VaultKeyError, VaultUnavailable
 
 KEY_BYTES = 32
 #: Key names appear in stored values (``v1.<name>.…``), so no dots and nothing that needs quoting.
@@ -40,6 +41,15 @@ class KeyRing:
             raise VaultKeyError(
                 f"A stored value uses the vault key {name!r}, which is not in VAULT_KEYS."
             ) from None
+
+    @property
+    def fingerprint(self) -> str:
+        """A short one-way digest of the names and keys: tells "the keys changed since" (a token set
+        flagged under a wrong key is tried again once they do) without saying anything of them."""
+        digest = hashlib.sha256(b"linking_site vault keyring v1")
+        for name in sorted(self._material):
+            digest.update(name.encode() + b"\0" + self._material[name])
+        return digest.hexdigest()[:16]
 
     def __repr__(self) -> str:
         return f"KeyRing(primary={self.primary!r}, names={self.names!r})"
@@ -104,12 +114,51 @@ def get_keyring() -> KeyRing:
 
 
 def readiness_problem() -> str | None:
-    """For ``/readyz``: None when the keys load, else the one-line problem (never a key)."""
+    """For ``/readyz``: None when the keys load and decrypt a sample of what the database holds,
+    else the one-line problem (never a key)."""
     try:
-        get_keyring()
+        keyring = get_keyring()
     except VaultKeyError as error:
         return f"vault keys: {error.message}"
-    return None
+    try:
+        problem = sample_decrypt_problem(keyring)
+    except Exception:  # no database (yet): the database line of /readyz says so
+        return None
+    return f"vault keys: {problem}" if problem else None
+
+
+#: Token sets checked per key name by ``/readyz`` and ``check --deploy`` (the newest ones).
+SAMPLE_PER_KEY = 3
+
+
+def sample_decrypt_problem(keyring: KeyRing, *, per_key: int = SAMPLE_PER_KEY) -> str | None:
+    """None when the newest few token sets under each stored key name decrypt with ``keyring``.
+
+    A key under the right name but with other bytes (another environment's key) loads fine and
+    encrypts new values, while every stored value fails to decrypt (issue 20.4): only decrypting
+    real rows tells. The values are decrypted and dropped here; nothing is returned but one line.
+    """
+    from .models import TokenSet
+
+    bad: list[str] = []
+    for name in sorted(stored_key_names()):
+        if name not in keyring.names:
+            bad.append(f"{name} (not in VAULT_KEYS)")
+            continue
+        rows = TokenSet.objects.filter(key_name=name).order_by("-updated_at", "-pk")[:per_key]
+        for token_set in rows:
+            try:
+                token_set.read_access_token(keyring=keyring)
+                token_set.read_refresh_token(keyring=keyring)
+            except VaultUnavailable:  # does not verify, or names a key not loaded
+                bad.append(name)
+                break
+    if not bad:
+        return None
+    return (
+        f"stored tokens do not decrypt with the configured key(s): {', '.join(bad)} "
+        "(a wrong key under the right name?)"
+    )
 
 
 def generate_key() -> str:
@@ -151,6 +200,30 @@ def check_keys(app_configs=None, **kwargs) -> list:
             )
         ]
     return []
+
+
+def check_keys_decrypt(app_configs=None, **kwargs) -> list:
+    """Deploy check: the configured keys decrypt a sample of the stored token sets per key name."""
+    from django.core.checks import Error
+
+    try:
+        keyring = get_keyring()
+    except VaultKeyError:
+        return []  # vault.E001 says it
+    try:
+        problem = sample_decrypt_problem(keyring)
+    except Exception:  # no database (yet): nothing stored to prove against
+        return []
+    if problem is None:
+        return []
+    return [
+        Error(
+            f"Vault keys: {problem}.",
+            hint="Set VAULT_KEYS to the keys these token sets were written with (vault_status --verify "
+            "counts every value that fails).",
+            id="vault.E003",
+        )
+    ]
 
 
 def stored_key_names() -> set[str]:

@@ -25,6 +25,9 @@ class TokenSet(models.Model):
         ACTIVE = "active", "Active"
         RECONNECT_REQUIRED = "reconnect_required", "Reconnect required"
         REVOKE_PENDING = "revoke_pending", "Revocation pending"
+        #: A stored value did not decrypt or is impossible (blank...): never handed out or retried
+        #: until the person reconnects (or staff clear it after fixing the keys).
+        VAULT_FAULT = "vault_fault", "Vault fault: reconnect"
 
     identity = models.OneToOneField(
         UserSocialAuth,
@@ -52,9 +55,22 @@ class TokenSet(models.Model):
         help_text="False when the provider listed no scopes (GitHub Apps) and the requested ones are shown.",
     )
     expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    expiry_assumed = models.BooleanField(
+        default=False,
+        help_text="The provider gave no expires_in: expires_at is VAULT_ASSUMED_TOKEN_LIFETIME after issue.",
+    )
+    issued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the provider issued the current access token."
+    )
     refreshed_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=32, choices=Status.choices, default=Status.ACTIVE, db_index=True)
     last_error_code = models.CharField(max_length=64, blank=True)
+    fault_keyring = models.CharField(
+        max_length=16,
+        blank=True,
+        help_text="Fingerprint of the vault keys under which a value did not decrypt (vault_fault): "
+        "the row is tried again once the keys differ.",
+    )
     last_error_at = models.DateTimeField(null=True, blank=True)
     retry_not_before = models.DateTimeField(
         null=True, blank=True, help_text="After a provider outage, no refresh is tried before this."
@@ -157,6 +173,10 @@ class AgentKey(models.Model):
         default=dict,
         blank=True,
         help_text="Per connection, the only scopes it may ask for (none listed: any).",
+    )
+    whole_grant = models.BooleanField(
+        default=False,
+        help_text="May receive the whole grant even when the account granted more than the key's scopes.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()

@@ -24,6 +24,12 @@ _ERROR = {
         "connect_request": {"type": "string"},
         "required_scopes": {"type": "array", "items": {"type": "string"}},
         "granted_scopes": {"type": "array", "items": {"type": "string"}},
+        "reason": {
+            "type": "string",
+            "description": "With `access_denied`: `grant_exceeds_key_scopes` when the account granted more than the key's scope limit and the provider cannot narrow a token.",
+        },
+        "allowed_scopes": {"type": "array", "items": {"type": "string"}},
+        "scopes_beyond_limit": {"type": "array", "items": {"type": "string"}},
         "retry_after": {"type": "integer"},
         "connection": {"type": "string"},
     },
@@ -34,12 +40,18 @@ def _error_responses(*statuses: int) -> dict[str, Any]:
     text = {
         400: "`invalid_request`: the request is malformed.",
         401: "`invalid_token`: the agent key is missing, malformed, expired or revoked.",
-        403: "`access_denied` (the key may not do this), or `connection_required`, `insufficient_scope`, "
-        "`reauthorization_required` with `authorize_url` and `connect_request` for the user to fix it.",
+        403: "`access_denied` (the key may not do this; with `reason` `grant_exceeds_key_scopes`, "
+        "`allowed_scopes` and `scopes_beyond_limit` when the account granted more than the key's scope limit "
+        "and the provider cannot narrow a token: GitHub, OpenID Connect), or `connection_required`, "
+        "`insufficient_scope`, `reauthorization_required` with `authorize_url` and `connect_request` for the "
+        "user to fix it.",
         404: "`not_found`.",
         429: "`rate_limited`, with `Retry-After`.",
-        503: "`provider_unavailable` (with `Retry-After`), `provider_misconfigured`, or `vault_unavailable` "
-        "(with `Retry-After` when the rate-limit store did not answer).",
+        503: "`provider_unavailable` (with `Retry-After`; a refresh, retries and waiting for another "
+        "caller's refresh included, gives up after `VAULT_REFRESH_DEADLINE`, 10 s by default), "
+        "`provider_misconfigured`, or `vault_unavailable` (with `Retry-After` when the rate-limit store did "
+        "not answer; with `authorize_url` when the stored token cannot be used (it did not decrypt, or is "
+        "blank): the account is flagged and must be reconnected).",
     }
     retry_after = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
     return {
@@ -50,6 +62,16 @@ def _error_responses(*statuses: int) -> dict[str, Any]:
         }
         for status in statuses
     }
+
+
+_MIN_TTL = {
+    "type": "integer",
+    "minimum": 0,
+    "maximum": 3600,
+    "description": "Seconds the token must stay valid; refreshed first if it would not. When longer than the "
+    "provider's tokens live (Google: 3599 s), a token is not refreshed again until it is 5 minutes (or half "
+    "its lifetime) old: the answer's `expires_in` is then shorter than `min_ttl`.",
+}
 
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
@@ -123,7 +145,7 @@ def document(request: HttpRequest | None = None) -> dict[str, Any]:
                                             "description": "Identity id, to pick one of several "
                                             "accounts of the provider.",
                                         },
-                                        "min_ttl": {"type": "integer", "minimum": 0, "maximum": 3600},
+                                        "min_ttl": _MIN_TTL,
                                     },
                                 }
                             },
@@ -150,7 +172,7 @@ def document(request: HttpRequest | None = None) -> dict[str, Any]:
                                             "type": "string",
                                             "description": "Space-separated scope names.",
                                         },
-                                        "min_ttl": {"type": "integer", "minimum": 0, "maximum": 3600},
+                                        "min_ttl": _MIN_TTL,
                                     },
                                 }
                             },
@@ -158,7 +180,12 @@ def document(request: HttpRequest | None = None) -> dict[str, Any]:
                     },
                     "responses": {
                         "200": {
-                            "description": "The token (JSON form), or the RFC 8693 response (form body).",
+                            "description": "The token (JSON form), or the RFC 8693 response (form body). "
+                            "`scope` is what the token carries: for a key with a scope limit, a Google token is "
+                            "narrowed to the limit (or to the requested scopes). `expires_in` is the token's real "
+                            "remaining lifetime; when the provider stated none, it counts down from "
+                            "`VAULT_ASSUMED_TOKEN_LIFETIME`, and is null once that has passed with no refresh "
+                            "token to renew it.",
                             "content": {
                                 "application/json": {
                                     "schema": {
@@ -216,7 +243,9 @@ def document(request: HttpRequest | None = None) -> dict[str, Any]:
                                                             "enum": [
                                                                 "active",
                                                                 "reconnect_required",
+                                                                "vault_fault",
                                                                 "missing",
+                                                                "not_available",
                                                             ],
                                                         },
                                                         "scopes": {

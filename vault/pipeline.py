@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 from social_core.exceptions import AuthException
 
+from accounts.locking import InactiveProfile
 from accounts.pipeline import SECRET_EXTRA_DATA_KEYS
 
 from .errors import VaultUnavailable
@@ -46,6 +47,9 @@ def store_tokens(
     except VaultUnavailable:
         # Fail closed: no plaintext fallback. The pipeline's transaction rolls back the link.
         raise AuthException(backend, code="vault_unavailable", stage="pipeline") from None
+    except InactiveProfile:
+        # Merged away or deactivated while the round trip ran: the link is rolled back.
+        raise AuthException(backend, code="profile_inactive", stage="pipeline") from None
     for key in SECRET_RESPONSE_KEYS:
         response.pop(key, None)
     leftover = {key for key in (social.extra_data or {}) if key in SECRET_EXTRA_DATA_KEYS}
@@ -64,3 +68,64 @@ def schedule_revocation(strategy, backend, entries=(), *args: Any, actor=None, *
     """Move each removed identity's tokens into a pending revocation; revoke after commit."""
     for entry in entries:
         detach_for_revocation(identity=entry, actor=actor)
+
+
+@sensitive_variables()
+def revoke_unkept_tokens(
+    *, provider: str, uid: str, owner_id: int | None, tokens: dict[str, Any], reason: str
+) -> int | None:
+    """Tokens a refused or unfinished flow received: keep them encrypted only until revoked.
+
+    Wired by ``ACCOUNTS_UNKEPT_TOKENS_HANDLERS`` (``accounts.refusals`` calls it after the
+    pipeline's rollback). The tokens become a detached ``revoke_pending`` token set, exactly like a
+    removed identity's, and one revocation attempt is made after commit; ``vault_refresh`` retries
+    with back-off. ``owner_id`` 0 means nobody was signed in. Returns the token set's id.
+    """
+    from datetime import timedelta
+
+    from django.db import transaction
+
+    from .models import TokenSet
+    from .revocation import revoke_after_commit
+
+    access = tokens.get("access_token")
+    if not isinstance(access, str) or not access:
+        return None
+    refresh = tokens.get("refresh_token")
+    try:
+        expires_in = int(tokens.get("expires_in"))
+    except (TypeError, ValueError):
+        expires_in = None
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            orphan = TokenSet.objects.create(
+                identity=None,
+                owner_id=owner_id or 0,
+                provider=provider,
+                uid=str(uid or "")[:255],
+                status=TokenSet.Status.REVOKE_PENDING,
+                detached_at=now,
+                token_type=str(tokens.get("token_type") or "")[:40],
+            )
+            orphan.set_tokens(
+                access_token=access, refresh_token=refresh if isinstance(refresh, str) and refresh else None
+            )
+            # An absurd lifetime (a provider's mistake) is not stored; revocation does not need it.
+            bounded = expires_in is not None and 0 < expires_in < 10**8
+            orphan.expires_at = now + timedelta(seconds=expires_in) if bounded else None
+            orphan.save()
+            revoke_after_commit(orphan.pk)
+    except VaultUnavailable as error:
+        # No key to keep them under: they cannot be stored or retried, only expire at the provider.
+        logger.error(
+            "Could not keep the %s tokens of a refused flow (%s) for revocation: %s",
+            provider,
+            reason,
+            type(error).__name__,
+        )
+        return None
+    logger.info(
+        "Token set %s: %s tokens of a refused flow (%s) wait for revocation", orphan.pk, provider, reason
+    )
+    return orphan.pk

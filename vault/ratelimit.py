@@ -2,12 +2,15 @@
 
 A window per (bucket, id) counts requests; past the limit the caller is told how long to wait.
 Buckets: ``key`` and ``user`` count every authenticated request; ``auth_failure`` counts refused
-keys per client address, and once it is full every request from that address waits, even with a
-good key.
+keys per client address, and once it is full further refused keys from that address are answered
+429 instead of 401. A valid key is never refused for its address's failures: many agents share an
+address (a NAT, a CI runner), and a stranger's bad keys must not lock out a working agent. Keys
+carry 256 random bits, so the failure limit bounds noise and cost, not guessing.
 
-On Redis the whole check for one request (the address's failures, both counters, their expiry)
-is one Lua script, so one round trip and atomic across workers and hosts. With any other cache
-(local memory: one process is the whole site) ``cache.add`` + ``cache.incr`` count the same way.
+On Redis the whole check for one request (both counters, their expiry) is one Lua script, so one
+round trip and atomic across workers and hosts; a refused key costs one round trip of its own.
+With any other cache (local memory: one process is the whole site) ``cache.add`` + ``cache.incr``
+count the same way.
 A Redis that does not answer refuses the request (``LimitsUnavailable``) rather than not counting.
 """
 
@@ -29,15 +32,14 @@ DEFAULT_LIMITS = {
     "auth_failure": (20, 300),
 }
 
-# KEYS: the address's failure counter, the key's counter, the user's counter.
-# ARGV: the key window's and the user window's lifetime. Returns the three counts.
+# KEYS: the key's counter, the user's counter.
+# ARGV: the key window's and the user window's lifetime. Returns the two counts.
 _ADMIT_SCRIPT = """
-local failures = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
-local by_key = redis.call('INCR', KEYS[2])
-if by_key == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
-local by_user = redis.call('INCR', KEYS[3])
-if by_user == 1 then redis.call('EXPIRE', KEYS[3], ARGV[2]) end
-return {failures, by_key, by_user}
+local by_key = redis.call('INCR', KEYS[1])
+if by_key == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local by_user = redis.call('INCR', KEYS[2])
+if by_user == 1 then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+return {by_key, by_user}
 """
 
 # KEYS: one counter; ARGV: its window's lifetime. Returns the count.
@@ -79,29 +81,27 @@ def _window(bucket: str, ident: object, now: int) -> _Window:
     )
 
 
-def admit(*, key_id: int, user_id: int, ip_address: str | None) -> None:
-    """Count one authenticated request; raise ``RateLimited`` past a limit or from a blocked address."""
+def admit(*, key_id: int, user_id: int, ip_address: str | None = None) -> None:
+    """Count one authenticated request; raise ``RateLimited`` past the key's or the user's limit.
+
+    The address's refused keys are not looked at (``ip_address`` is kept for callers): a valid
+    key is admitted whatever strangers behind the same address sent.
+    """
     now = int(time.time())
-    failures = _window("auth_failure", ip_address, now)
     by_key = _window("key", key_id, now)
     by_user = _window("user", user_id, now)
     redis = _redis()
     if redis is not None:
         try:
-            failed, key_count, user_count = redis.admit(
-                keys=[redis.key(failures), redis.key(by_key), redis.key(by_user)],
+            key_count, user_count = redis.admit(
+                keys=[redis.key(by_key), redis.key(by_user)],
                 args=[by_key.lifetime, by_user.lifetime],
             )
         except _redis_errors() as error:
             raise errors.LimitsUnavailable() from error
     else:
-        failed = cache.get(failures.cache_key, 0)
         key_count = _count(by_key)
         user_count = _count(by_user)
-    if failed >= failures.limit:
-        raise errors.RateLimited(
-            "Too many failed key attempts from this address.", retry_after=failures.retry_after
-        )
     for bucket, window, count in (("key", by_key, key_count), ("user", by_user, user_count)):
         if count > window.limit:
             raise errors.RateLimited(f"Rate limit for this {bucket} reached.", retry_after=window.retry_after)

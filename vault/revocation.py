@@ -39,20 +39,39 @@ from social_django.utils import load_backend, load_strategy
 
 from accounts import activity
 from accounts.models import Activity, User
-from accounts.providers import provider_title
+from accounts.providers import is_configured, provider_title
 
 from . import errors
+from .locking import lock_identity_chain, lock_token_set_chain
 from .models import TokenSet
 
 logger = logging.getLogger(__name__)
 
-#: Attempts before giving up on a revocation (with doubling pauses, about four days).
+#: Failed attempts (provider errors) before giving up on a revocation. The pauses between them
+#: double from ``BACKOFF_BASE_SECONDS``: 1, 2, 4 ... 256 minutes, 30,660 s (about 8.5 hours) from
+#: the first attempt to the last (``give_up_after_seconds()``; docs/vault.md says the same).
 MAX_ATTEMPTS = 10
 BACKOFF_BASE_SECONDS = 60
 BACKOFF_MAX_SECONDS = 12 * 3600
 ATTEMPT_LEASE_SECONDS = 120
+#: Codes that say *this site* cannot read its own tokens (a wrong or missing vault key), not that
+#: the provider failed: they never count towards giving up (issue 20.4), the row waits for the
+#: right key and is retried at most this often.
+KEY_FAULT_CODES = frozenset({"decryption_failed", "vault_key_missing"})
+KEY_FAULT_RETRY_SECONDS = 3600
 
-Result = Literal["revoked", "failed", "gave_up", "busy", "missing"]
+
+def backoff_seconds(attempts: int) -> int:
+    """The pause after the ``attempts``-th failed attempt."""
+    return min(BACKOFF_BASE_SECONDS * 2 ** (attempts - 1), BACKOFF_MAX_SECONDS)
+
+
+def give_up_after_seconds() -> int:
+    """How long after the first failed attempt the last one runs (the sum of the pauses)."""
+    return sum(backoff_seconds(attempts) for attempts in range(1, MAX_ATTEMPTS))
+
+
+Result = Literal["revoked", "failed", "gave_up", "key_fault", "busy", "missing"]
 
 
 class RevocationFailed(Exception):
@@ -61,12 +80,6 @@ class RevocationFailed(Exception):
     def __init__(self, code: str) -> None:
         super().__init__(code)
         self.code = code
-
-
-def _lock(queryset):
-    from .tokens import _lock as lock
-
-    return lock(queryset)
 
 
 def detach_for_revocation(
@@ -78,7 +91,10 @@ def detach_for_revocation(
     refresh in flight on the same row, so the freshest tokens are the ones revoked.
     """
     with transaction.atomic():
-        token_set = _lock(TokenSet.objects.filter(identity_id=identity.pk)).first()
+        # The one lock order: profile, identity, token set. Unlink and merge hold the first two
+        # already; a user deleted in the admin (CASCADE, through ``pre_delete``) takes them here,
+        # before the token set, instead of after it.
+        token_set = lock_identity_chain(identity_id=identity.pk).token_set
         if token_set is None:
             return None
         token_set.identity = None
@@ -150,6 +166,8 @@ def attempt_revocation(
         "expired": f"The {title} account's tokens had expired; nothing was left to revoke",
         "unsupported": f"{title} offers no way to revoke tokens; erased here, they expire on their own",
         "relinked": f"Kept the {title} authorization: the same {title} account is linked again",
+        "provider_removed": f"{title} is no longer set up on this site, so its tokens could not be "
+        "revoked there; they were erased here and expire on their own",
     }
     done = outcome in ("revoked", "already_invalid", "expired")
     kind = Activity.Kind.REVOKED if done else Activity.Kind.REVOKE_FAILED
@@ -170,6 +188,8 @@ def _record_failure(
     token_set: TokenSet, lease: str, code: str, *, owner: User | None, actor: User | None
 ) -> Result:
     now = timezone.now()
+    if code in KEY_FAULT_CODES:
+        return _record_key_fault(token_set, lease, code, now=now)
     attempts = token_set.revoke_attempts + 1
     title = provider_title(token_set.provider)
     data = {"token_set": token_set.pk, "code": code, "attempts": attempts}
@@ -194,7 +214,7 @@ def _record_failure(
             code,
         )
         return "gave_up"
-    pause = min(BACKOFF_BASE_SECONDS * 2 ** (attempts - 1), BACKOFF_MAX_SECONDS)
+    pause = backoff_seconds(attempts)
     with transaction.atomic():
         TokenSet.objects.filter(pk=token_set.pk, lease_id=lease).update(
             revoke_attempts=attempts,
@@ -224,6 +244,32 @@ def _record_failure(
     return "failed"
 
 
+def _record_key_fault(token_set: TokenSet, lease: str, code: str, *, now) -> Result:
+    """This site cannot read the tokens (wrong or missing vault key): the row is kept, the attempt
+    count untouched, and it waits for the right key (reported by ``vault_status`` and the admin)."""
+    with transaction.atomic():
+        TokenSet.objects.filter(pk=token_set.pk, lease_id=lease).update(
+            last_error_code=code[:64],
+            last_error_at=now,
+            retry_not_before=now + timedelta(seconds=KEY_FAULT_RETRY_SECONDS),
+            lease_id="",
+            lease_expires_at=None,
+        )
+    logger.error(
+        "Token set %s (%s): cannot revoke, its tokens do not decrypt with VAULT_KEYS (%s); kept until "
+        "the right key is configured (not counted as a failed attempt)",
+        token_set.pk,
+        token_set.provider,
+        code,
+    )
+    return "key_fault"
+
+
+def waiting_for_key():
+    """Detached token sets whose revocation waits for the right vault key (``vault_status``, admin)."""
+    return TokenSet.objects.filter(identity__isnull=True, last_error_code__in=KEY_FAULT_CODES)
+
+
 @sensitive_variables()
 def _revoke(token_set: TokenSet, *, even_if_linked: bool = False) -> str:
     """Revoke at the provider; returns how it ended, raises ``RevocationFailed`` to retry later."""
@@ -232,6 +278,10 @@ def _revoke(token_set: TokenSet, *, even_if_linked: bool = False) -> str:
         and UserSocialAuth.objects.filter(provider=token_set.provider, uid=token_set.uid).exists()
     ):
         return "relinked"
+    if not is_configured(token_set.provider):
+        # Issue 20.1: the provider was removed from the settings; there is nowhere to revoke at
+        # (and a name re-added later may be another issuer's, which must never see these tokens).
+        return "provider_removed"
     try:
         access_token = token_set.read_access_token()
         refresh_token = token_set.read_refresh_token()
@@ -338,6 +388,7 @@ class RevocationReport:
     revoked: int = 0
     failed: int = 0
     gave_up: int = 0
+    key_fault: int = 0
     busy: int = 0
 
 
@@ -362,6 +413,8 @@ def retry_pending(*, dry_run: bool = False) -> RevocationReport:
             report.failed += 1
         elif result == "gave_up":
             report.gave_up += 1
+        elif result == "key_fault":
+            report.key_fault += 1
         else:
             report.busy += 1
     return report
@@ -371,9 +424,10 @@ def revoke_now(*, token_set_id: int, actor: User | None = None) -> Result:
     """Staff "Revoke": revoke at the provider now and erase the tokens; the identity stays linked
     (without tokens: its owner sees "reconnect" on the connections page)."""
     with transaction.atomic():
-        token_set = TokenSet.objects.select_related("identity").filter(pk=token_set_id).first()
-        if token_set is None:
+        # Profile, identity, token set: the one lock order (``accounts.locking``).
+        locked = lock_token_set_chain(token_set_id=token_set_id)
+        if locked.token_set is None:
             return "missing"
-        if token_set.identity is not None:
-            detach_for_revocation(identity=token_set.identity, actor=actor, attempt_after_commit=False)
+        if locked.identity is not None:
+            detach_for_revocation(identity=locked.identity, actor=actor, attempt_after_commit=False)
     return attempt_revocation(token_set_id=token_set_id, actor=actor, even_if_linked=True)

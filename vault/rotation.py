@@ -147,6 +147,8 @@ class StatusReport:
     by_key: dict[str, int]
     primary: str
     configured_keys: list[str]
+    #: Removed accounts whose revocation waits because their tokens do not decrypt (issue 20.4).
+    revocation_waiting_for_key: int = 0
 
     @property
     def unknown_keys(self) -> list[str]:
@@ -155,6 +157,8 @@ class StatusReport:
 
 
 def status_report(keyring: KeyRing) -> StatusReport:
+    from .revocation import waiting_for_key
+
     counted = dict(TokenSet.objects.values_list("status").annotate(n=Count("id")).order_by("status"))
     return StatusReport(
         total=TokenSet.objects.count(),
@@ -168,6 +172,7 @@ def status_report(keyring: KeyRing) -> StatusReport:
         ),
         primary=keyring.primary,
         configured_keys=list(keyring.names),
+        revocation_waiting_for_key=waiting_for_key().count(),
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 _SPLIT = re.compile(r"[\s,]+")
 
@@ -84,3 +85,36 @@ def missing_scopes(provider: str, *, granted: Iterable[str], requested: Iterable
     """The requested scopes the grant does not cover, in the order they were asked for."""
     covered = _covered(provider, set(granted))
     return [scope for scope in requested if scope not in covered]
+
+
+@dataclass(frozen=True)
+class ScopeLimit:
+    """What the holder of a token (an agent key; later an OAuth client) may receive.
+
+    ``scopes`` empty: anything the account granted. Otherwise a token must not carry more than
+    these, unless ``whole_grant`` says the person explicitly allowed the holder the whole grant.
+    """
+
+    scopes: tuple[str, ...] = ()
+    whole_grant: bool = False
+
+
+#: Providers whose refresh grant takes a ``scope`` naming a subset of the grant and answers a token
+#: with only those (Google's token endpoint does). GitHub cannot narrow a token, and OpenID Connect
+#: providers are not relied on to (RFC 6749 6 allows it, many ignore it).
+DOWNSCOPING_PROVIDERS = frozenset({"google-oauth2"})
+
+
+def can_downscope(provider: str) -> bool:
+    return provider in DOWNSCOPING_PROVIDERS
+
+
+def beyond(provider: str, *, granted: Iterable[str], allowed: Iterable[str]) -> list[str]:
+    """The granted scopes that ``allowed`` does not cover (what a holder must not receive)."""
+    return missing_scopes(provider, granted=allowed, requested=granted)
+
+
+def narrowed(provider: str, *, granted: Iterable[str], wanted: Iterable[str]) -> list[str]:
+    """The granted scopes, in grant order and spelled as granted, that ``wanted`` covers."""
+    covered = _covered(provider, set(wanted))
+    return [scope for scope in granted if scope in covered]

@@ -12,7 +12,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.utils import timezone
 from social_django.models import UserSocialAuth
 
-from accounts.providers import provider_title
+from accounts.providers import is_configured, provider_title
 
 from .models import TokenSet
 
@@ -31,12 +31,21 @@ def token_status(token_set: TokenSet | None, *, provider: str, now=None) -> dict
             "provider_title": title,
         }
     expired = token_set.expires_at is not None and token_set.expires_at <= now
-    needs_reconnect = token_set.status == TokenSet.Status.RECONNECT_REQUIRED or (
-        expired and not token_set.has_refresh_token
-    )
-    if needs_reconnect:
+    assumed = token_set.expiry_assumed
+    needs_reconnect = token_set.status in (
+        TokenSet.Status.RECONNECT_REQUIRED,
+        TokenSet.Status.VAULT_FAULT,
+    ) or (expired and not token_set.has_refresh_token and not assumed)
+    if token_set.status == TokenSet.Status.VAULT_FAULT:
+        # The stored value cannot be used (issue 12.5); only a new sign-in with the provider mends it.
+        status, label = "vault_fault", "Reconnect"
+        detail = f"The stored {title} token could not be read; reconnect to store a new one."
+    elif needs_reconnect:
         status, label = "reconnect_required", "Reconnect required"
         detail = f"{title} no longer accepts the stored authorization."
+    elif expired and assumed and not token_set.has_refresh_token:
+        status, label = "active", "Active"
+        detail = f"{title} did not say when the token expires and it cannot be renewed here."
     elif expired:
         status, label = "active", "Active"
         detail = "The access token has expired and is renewed on next use."
@@ -49,6 +58,8 @@ def token_status(token_set: TokenSet | None, *, provider: str, now=None) -> dict
         "needs_reconnect": needs_reconnect,
         "expires_at": token_set.expires_at,
         "expired": expired,
+        # The provider gave no expires_in: the expiry is VAULT_ASSUMED_TOKEN_LIFETIME (issue 20.9).
+        "expiry_assumed": assumed,
         "refreshed_at": token_set.refreshed_at,
         "has_refresh_token": token_set.has_refresh_token,
         "scopes": list(token_set.scopes or []),
@@ -103,7 +114,10 @@ def connections_for_agent(*, user_id: int, providers: list[str]) -> list[dict[st
                 "email": details.email if details else "",
                 "email_verified": bool(details and details.email_verified),
                 "default": bool(details and details.is_default),
-                "status": token_status(token_set, provider=identity.provider)["status"],
+                # Issue 20.1: a provider removed from the settings hands out nothing.
+                "status": token_status(token_set, provider=identity.provider)["status"]
+                if is_configured(identity.provider)
+                else "not_available",
                 "scopes": list(token_set.scopes or []) if token_set is not None else [],
                 "expires_at": expires_at.isoformat().replace("+00:00", "Z") if expires_at else None,
             }

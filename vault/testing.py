@@ -31,10 +31,15 @@ def stored_tokens(token_set: TokenSet) -> tuple[str, str]:
 
 
 def expire(token_set: TokenSet, *, seconds_ago: int = 5) -> None:
-    """Make the stored access token expired, as if its lifetime had passed."""
-    TokenSet.objects.filter(pk=token_set.pk).update(
-        expires_at=timezone.now() - timedelta(seconds=seconds_ago)
-    )
+    """Make the stored access token expired, as if its lifetime had passed (a negative
+    ``seconds_ago``: as if it had that long to live). Its issue time moves along, so the vault
+    still sees the provider's real lifetime (``tokens._needs_refresh`` counts on it)."""
+    row = TokenSet.objects.get(pk=token_set.pk)
+    expires_at = timezone.now() - timedelta(seconds=seconds_ago)
+    issued_at = row.issued_at
+    if issued_at is not None and row.expires_at is not None:
+        issued_at = expires_at - (row.expires_at - row.issued_at)
+    TokenSet.objects.filter(pk=token_set.pk).update(expires_at=expires_at, issued_at=issued_at)
 
 
 def let_pause_pass(token_set: TokenSet) -> None:

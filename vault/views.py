@@ -55,6 +55,7 @@ def agents_page(request: HttpRequest) -> HttpResponse:
             providers=form.cleaned_data["providers"],
             scopes=form.scope_limits(),
             expires_in_days=form.cleaned_data["expires_in_days"],
+            whole_grant=form.cleaned_data["whole_grant"],
             request=request,
         )
     except agents.AgentKeyError as error:
@@ -116,9 +117,15 @@ def connect_page(request: HttpRequest, request_id: str) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_http_methods(["GET", "POST"])
 def connect_done(request: HttpRequest, request_id: str) -> HttpResponse:
-    """Back from the provider: complete the request if the account now has what was asked."""
+    """Back from the provider: a page asking to let the agent continue (GET), and that answer (POST).
+
+    A GET never completes anything: a link to this page, followed from anywhere, must not approve
+    an agent's request or record that the person did.
+    """
+    if request.method == "GET":
+        return _confirm_done_page(request, request_id)
     try:
         found = connect.complete(request_id=request_id, user=request.user)
     except _REFUSALS as error:
@@ -131,6 +138,22 @@ def connect_done(request: HttpRequest, request_id: str) -> HttpResponse:
         )
         return HttpResponseRedirect(f"/connect/{found.id}/")
     return render(request, "vault/connect_done.html", {"cr": found, "title": provider_title(found.provider)})
+
+
+def _confirm_done_page(request: HttpRequest, request_id: str) -> HttpResponse:
+    try:
+        found = connect.open_for_user(request_id=request_id, user=request.user)
+    except _REFUSALS as error:
+        return _refusal(request, error)
+    return render(
+        request,
+        "vault/connect_confirm.html",
+        {
+            "cr": found,
+            "title": provider_title(found.provider),
+            "covered": connect.is_covered(found),
+        },
+    )
 
 
 @login_required

@@ -9,7 +9,8 @@ from accounts.providers import provider_title
 class Command(BaseCommand):
     help = (
         "Unlink one identity (by its id) from a user; revokes its tokens. "
-        "Refuses to remove the last sign-in method."
+        "Refuses to remove the last sign-in method of an active profile; an identity left on a "
+        "merged-away or deactivated profile can always be removed (so it can be linked again)."
     )
 
     def add_arguments(self, parser) -> None:
@@ -26,8 +27,9 @@ class Command(BaseCommand):
         try:
             target = linking.resolve_user(user)
             actor_user = linking.staff_actor(actor) if actor else None
+            # staff_repair: also an identity left on a merged-away profile (issue 20.3).
             result = linking.unlink_identity(
-                user=target, identity_id=identity_id, actor=actor_user, dry_run=dry_run
+                user=target, identity_id=identity_id, actor=actor_user, dry_run=dry_run, staff_repair=True
             )
         except linking.LinkingError as error:
             raise CommandError(str(error)) from None

@@ -44,8 +44,11 @@ class Command(BaseCommand):
             f"Refresh: {refresh.due} due, {refresh.refreshed} refreshed, "
             f"{refresh.already_fresh} already fresh, failed: {failed}"
         )
+        if refresh.skipped:
+            skipped = ", ".join(f"{code} {count}" for code, count in sorted(refresh.skipped.items()))
+            self.stdout.write(f"Skipped (provider removed or issuer changed; not sent anywhere): {skipped}")
         self.stdout.write(
             f"Revocations: {revocations.due} due, {revocations.revoked} done, "
             f"{revocations.failed} failed (retried later), {revocations.gave_up} given up, "
-            f"{revocations.busy} busy"
+            f"{revocations.key_fault} waiting for the right vault key, {revocations.busy} busy"
         )

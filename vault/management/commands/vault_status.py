@@ -33,6 +33,11 @@ class Command(BaseCommand):
         )
         for status, count in report.by_status.items():
             self.stdout.write(f"  status {status}: {count}")
+        if report.revocation_waiting_for_key:
+            self.stdout.write(
+                f"  awaiting revocation, waiting for the right vault key (tokens do not decrypt): "
+                f"{report.revocation_waiting_for_key}"
+            )
         for name in report.configured_keys:
             role = " (encrypts new values)" if name == report.primary else ""
             self.stdout.write(f"  key {name}{role}: {report.by_key.get(name, 0)}")
