@@ -29,6 +29,10 @@ class CanonicalHostMiddleware:
     to ``127.0.0.1:8000`` first (a GET keeps its path and query; a POST, which cannot be replayed
     elsewhere, lands on the sign-in page there). Machine endpoints are left alone: health checks,
     the agent API, discovery documents, static files and the sandbox's provider endpoints.
+
+    Development only (``DEBUG``): in production ``ALLOWED_HOSTS`` names the site's one host, and a
+    proxy that rewrites ``Host`` to an internal name would turn this redirect into a loop (the
+    benchmark's servers, on their own ports, are such a case).
     """
 
     EXEMPT_PREFIXES = ("/healthz", "/readyz", "/api/", "/.well-known/", "/static/", "/sandbox/")
@@ -39,7 +43,8 @@ class CanonicalHostMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         site = urlsplit(str(settings.SITE_URL))
         if (
-            site.netloc
+            settings.DEBUG
+            and site.netloc
             and request.get_host() != site.netloc
             and not request.path.startswith(self.EXEMPT_PREFIXES)
         ):

@@ -49,8 +49,9 @@ def test_sign_in_and_linking_work_with_s256_challenges(live_server):
     ]
 
 
-def test_a_browser_on_another_host_of_the_site_is_moved_to_site_urls_host_and_signs_in(live_server):
-    # `make run`: SITE_URL names one host; the person types the other (localhost vs 127.0.0.1).
+def test_a_browser_on_another_host_of_the_site_is_moved_to_site_urls_host_and_signs_in(live_server, settings):
+    # `make run` (DEBUG): SITE_URL names one host; the person types the other (localhost vs 127.0.0.1).
+    settings.DEBUG = True
     other = live_server.url.replace("localhost", "127.0.0.1")
     assert other != live_server.url
     with chromium_page(other) as page:

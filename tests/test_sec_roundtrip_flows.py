@@ -343,7 +343,10 @@ def test_redirect_uri_comes_from_site_url_whatever_the_host_header(settings, cli
         assert backend.auth_url().startswith("http://testserver/sandbox/github/")
 
 
-def test_a_browser_on_another_allowed_host_is_sent_to_site_urls_host_before_a_flow_starts(client):
+def test_a_browser_on_another_allowed_host_is_sent_to_site_urls_host_before_a_flow_starts(client, settings):
+    # Production (DEBUG off) never redirects: a proxy that rewrites Host would loop.
+    assert client.get("/", HTTP_HOST="localhost").status_code == 200
+    settings.DEBUG = True  # `make run`: localhost:8000 and 127.0.0.1:8000 are both typed
     page = client.get("/?next=/settings/activity/", HTTP_HOST="localhost")
     assert page.status_code == 302
     assert page.headers["Location"] == "http://testserver/?next=/settings/activity/"
