@@ -1,4 +1,4 @@
-"""Staff views of users, identities and activity.
+"""Staff views of users and identities (the activity log's is in activity/admin.py).
 
 social-auth's own admin shows and edits ``extra_data`` (and its partial-pipeline table can hold a
 whole provider response), so those registrations are replaced: identities are shown read-only
@@ -15,7 +15,7 @@ from django.template.response import TemplateResponse
 from social_django.models import Association, Nonce, Partial, UserSocialAuth
 
 from . import linking, merging, sudo
-from .models import Activity, IdentityDetails, User
+from .models import IdentityDetails, User
 
 for model in (UserSocialAuth, Nonce, Association, Partial):
     if admin.site.is_registered(model):
@@ -223,18 +223,6 @@ class IdentityDetailsAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "linked_at",
     )
     list_select_related = ("identity",)
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-
-@admin.register(Activity)
-class ActivityAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ("created_at", "kind", "user", "actor", "provider", "message", "ip_address")
-    list_filter = ("kind", "provider")
-    search_fields = ("user__username", "user__email", "message", "uid")
-    date_hierarchy = "created_at"
-    list_select_related = ("user", "actor")
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False

@@ -25,9 +25,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import DatabaseError, transaction
+from django.utils.module_loading import import_string
 from social_core.exceptions import AuthResponseError
 from social_django.models import UserSocialAuth
+from social_django.utils import load_strategy
 
 from .models import IdentityDetails
 from .providers import is_configured
@@ -114,14 +117,20 @@ class BindingProblem:
 
 
 def configured_issuers() -> dict[str, str]:
-    """``{backend name: issuer}`` of every configured backend whose issuer is configuration."""
-    from social_django.utils import load_strategy
+    """``{backend name: issuer}`` of every configured backend whose issuer is configuration.
 
-    from .oidc import configured_backends
-
+    Those are the backends with an ``identity_issuer()`` method (OpenID Connect's), found by that
+    method rather than by class so this module needs no backend module (the backends import it).
+    """
     issuers = {}
     strategy = load_strategy()
-    for backend_cls in configured_backends():
+    for path in settings.AUTHENTICATION_BACKENDS:
+        try:
+            backend_cls = import_string(path)
+        except ImportError:
+            continue
+        if not isinstance(backend_cls, type) or not callable(getattr(backend_cls, "identity_issuer", None)):
+            continue
         backend = backend_cls(strategy)
         endpoint = backend.setting("OIDC_ENDPOINT")
         if isinstance(endpoint, str) and endpoint:  # a missing one is reported as oidc.E001

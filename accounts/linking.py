@@ -7,7 +7,6 @@ is social-auth's; ``start_flow`` records who started it and why, and the pipelin
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -54,19 +53,6 @@ def safe_next_url(candidate: str | None, *, default: str = "/settings/connection
     if not url_has_allowed_host_and_scheme(candidate, allowed_hosts=None, require_https=False):
         return default
     return candidate
-
-
-_SCOPE_RE = re.compile(r"^[A-Za-z0-9:._/\\-]{1,200}$")
-
-
-def clean_scopes(values: list[str]) -> list[str]:
-    """Scope names a flow may add to the provider request: plain tokens, at most 30, no duplicates."""
-    cleaned: list[str] = []
-    for value in values:
-        for scope in str(value).replace(",", " ").split():
-            if _SCOPE_RE.match(scope) and scope not in cleaned:
-                cleaned.append(scope)
-    return cleaned[:30]
 
 
 class SudoRequired(LinkingError):

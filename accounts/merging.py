@@ -19,9 +19,12 @@ from django.http import HttpRequest
 from django.utils.module_loading import import_string
 from social_django.models import UserSocialAuth
 
-from . import activity, notifications
+from activity import recording
+
+from . import notifications
+from .activity_kinds import AccountKind
 from .locking import lock_identities, lock_profiles
-from .models import Activity, IdentityDetails, User, UserSession
+from .models import IdentityDetails, User, UserSession
 from .providers import provider_title
 from .signals import profiles_merging
 
@@ -172,8 +175,8 @@ def merge_profiles(
         _end_sessions(source)
 
         by = f" by staff {actor}" if actor else ""
-        activity.record(
-            kind=Activity.Kind.MERGED,
+        recording.record(
+            kind=AccountKind.MERGED,
             user=into,
             actor=actor,
             request=request,
@@ -181,8 +184,8 @@ def merge_profiles(
             f"dropped {len(dropped_ids)}",
             data={"source": source.pk, "moved": moved_ids, "dropped": dropped_ids},
         )
-        activity.record(
-            kind=Activity.Kind.MERGED,
+        recording.record(
+            kind=AccountKind.MERGED,
             user=source,
             actor=actor,
             request=request,

@@ -11,10 +11,11 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.cache import add_never_cache_headers
 from social_core.exceptions import SocialAuthBaseException
 
-from . import activity
+from activity import recording
+
+from .activity_kinds import AccountKind
 from .errors import message_for
 from .linking import FLOW_SESSION_PREFIX
-from .models import Activity
 from .sudo import reauthenticate_url
 
 logger = logging.getLogger(__name__)
@@ -85,8 +86,8 @@ class AuthFlowErrorMiddleware:
         else:
             flow = request.session.get(FLOW_SESSION_PREFIX + provider) if provider else None
         user = request.user if request.user.is_authenticated else None
-        activity.record(
-            kind=Activity.Kind.LINK_REFUSED,
+        recording.record(
+            kind=AccountKind.LINK_REFUSED,
             user=user,
             request=request,
             provider=provider,

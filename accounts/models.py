@@ -1,4 +1,4 @@
-"""Users (primary profiles), what we know about each linked identity, and the activity log.
+"""Users (primary profiles), what we know about each linked identity, and their sessions.
 
 An identity itself is social-auth's ``UserSocialAuth`` row, keyed by ``(provider, uid)``. What the
 provider told us about it (display name, email and whether it verified it) lives beside it in
@@ -71,65 +71,6 @@ class IdentityDetails(models.Model):
 
     def __str__(self) -> str:
         return f"{self.identity.provider}:{self.account_name or self.identity.uid}"
-
-
-class Activity(models.Model):
-    """An append-only record of something that happened to a user's profile or tokens."""
-
-    class Kind(models.TextChoices):
-        SIGNED_IN = "signed_in", "Signed in"
-        SIGNED_OUT = "signed_out", "Signed out"
-        LINKED = "linked", "Linked an account"
-        UNLINKED = "unlinked", "Removed an account"
-        LINK_REFUSED = "link_refused", "Refused a sign-in or link"
-        REAUTHENTICATED = "reauthenticated", "Confirmed identity"
-        MERGED = "merged", "Merged profiles"
-        TOKEN_ISSUED = "token_issued", "Token handed out"
-        TOKEN_REFRESHED = "token_refreshed", "Token refreshed"
-        REFRESH_FAILED = "refresh_failed", "Token refresh failed"
-        REVOKED = "revoked", "Tokens revoked at the provider"
-        REVOKE_FAILED = "revoke_failed", "Revocation at the provider failed"
-        AGENT_KEY_CREATED = "agent_key_created", "Agent key created"
-        AGENT_KEY_REVOKED = "agent_key_revoked", "Agent key revoked"
-        CONNECT_REQUEST = "connect_request", "Agent connect request"
-
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="activities"
-    )
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        help_text="Who did it, when not the user themself (staff).",
-    )
-    kind = models.CharField(max_length=32, choices=Kind.choices)
-    provider = models.CharField(max_length=32, blank=True)
-    uid = models.CharField(max_length=255, blank=True)
-    identity_id = models.BigIntegerField(
-        null=True, blank=True, help_text="Kept as a number: identities go away."
-    )
-    agent_key_id = models.BigIntegerField(
-        null=True, blank=True, db_index=True, help_text="The agent key that did it, for agents' actions."
-    )
-    message = models.CharField(max_length=500, blank=True)
-    data = models.JSONField(default=dict, blank=True)
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        verbose_name_plural = "activities"
-        indexes = [models.Index(fields=["user", "-created_at"])]
-
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()} ({self.created_at:%Y-%m-%d %H:%M})"
-
-    def save(self, *args, **kwargs) -> None:
-        if self.pk is not None and not kwargs.get("force_insert"):
-            raise ValueError("Activity records are append-only.")
-        super().save(*args, **kwargs)
 
 
 class UserSession(models.Model):

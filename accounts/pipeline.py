@@ -17,10 +17,13 @@ from django.utils import timezone
 from social_core.exceptions import AuthAssociationError, AuthPolicyError, AuthSessionError
 from social_django.models import UserSocialAuth
 
-from . import activity, merging, notifications, sudo
+from activity import recording
+
+from . import merging, notifications, sudo
+from .activity_kinds import AccountKind
 from .linking import FLOW_SESSION_PREFIX, PENDING_LINK_SESSION_KEY, sign_in_methods_left
 from .locking import InactiveProfile, lock_active_profile
-from .models import Activity, IdentityDetails, User
+from .models import IdentityDetails, User
 from .providers import provider_title
 from .suggestions import profiles_with_verified_email
 
@@ -86,8 +89,8 @@ def capture_merge_proof(
         raise FlowRefused(backend, code="merge_flow_expired", stage="pipeline")
     strategy.session_pop(FLOW_SESSION_PREFIX + backend.name)
     strategy.session_pop("auth_flow_fresh")
-    activity.record(
-        kind=Activity.Kind.REAUTHENTICATED,
+    recording.record(
+        kind=AccountKind.REAUTHENTICATED,
         user=social.user,
         request=request,
         identity=social,
@@ -230,8 +233,8 @@ def save_identity_details(
     request = strategy.request
     title = provider_title(backend.name)
     if new_association:
-        activity.record(
-            kind=Activity.Kind.LINKED,
+        recording.record(
+            kind=AccountKind.LINKED,
             user=user,
             request=request,
             identity=social,
@@ -241,16 +244,16 @@ def save_identity_details(
         if not is_new:
             transaction.on_commit(lambda: notifications.identity_linked(user=user, identity=social))
     elif purpose == "reauth":
-        activity.record(
-            kind=Activity.Kind.REAUTHENTICATED,
+        recording.record(
+            kind=AccountKind.REAUTHENTICATED,
             user=user,
             request=request,
             identity=social,
             message=f"Confirmed with {title}",
         )
     elif purpose == "signin":
-        activity.record(
-            kind=Activity.Kind.SIGNED_IN,
+        recording.record(
+            kind=AccountKind.SIGNED_IN,
             user=user,
             request=request,
             identity=social,
@@ -324,8 +327,8 @@ def disconnect(strategy, backend, entries, user: User, actor: User | None = None
         account_name = details.account_name if details else entry.uid
         title = provider_title(entry.provider)
         identity_id = entry.pk
-        activity.record(
-            kind=Activity.Kind.UNLINKED,
+        recording.record(
+            kind=AccountKind.UNLINKED,
             user=user,
             actor=actor,
             request=request,

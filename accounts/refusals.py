@@ -23,8 +23,11 @@ from django.utils.module_loading import import_string
 from django.views.decorators.debug import sensitive_variables
 from social_django.models import UserSocialAuth
 
-from . import activity, notifications
-from .models import Activity, User
+from activity import recording
+
+from . import notifications
+from .activity_kinds import AccountKind
+from .models import User
 from .providers import provider_title
 
 logger = logging.getLogger(__name__)
@@ -75,8 +78,8 @@ def identity_in_use_attempt(
     account_name = (details.account_name if details else "") or identity.uid
     title = provider_title(provider)
     with transaction.atomic():
-        activity.record(
-            kind=Activity.Kind.LINK_REFUSED,
+        recording.record(
+            kind=AccountKind.LINK_REFUSED,
             user=owner,
             request=request,
             identity=identity,

@@ -20,10 +20,14 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from social_django import views as social_views
 
-from . import activity, linking, merging, notifications, sudo
+from activity import recording
+from activity.models import Activity
+
+from . import linking, merging, notifications, sudo
+from .activity_kinds import AccountKind
 from .converters import is_database_id
-from .models import Activity
 from .providers import configured_providers, provider_title
+from .scopes import clean_scopes
 from .suggestions import suggestions_for
 
 
@@ -57,7 +61,7 @@ def begin(request: HttpRequest, backend: str) -> HttpResponse:
         # Come back to the page the button was on (e.g. a "grant more access" offer).
         return_to = linking.safe_next_url(request.POST.get("return_to"), default=next_url)
         return HttpResponseRedirect(sudo.reauthenticate_url(return_to))
-    scopes = linking.clean_scopes(request.POST.getlist("scope"))
+    scopes = clean_scopes(request.POST.getlist("scope"))
     linking.start_flow(
         request,
         backend_name=backend,
@@ -76,8 +80,8 @@ def begin(request: HttpRequest, backend: str) -> HttpResponse:
 @require_POST
 def sign_out(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
-        activity.record(
-            kind=Activity.Kind.SIGNED_OUT, user=request.user, request=request, message="Signed out"
+        recording.record(
+            kind=AccountKind.SIGNED_OUT, user=request.user, request=request, message="Signed out"
         )
     logout(request)
     messages.info(request, "You are signed out.")
@@ -107,7 +111,7 @@ def connections(request: HttpRequest) -> HttpResponse:
         connect_offer = {
             "provider": wanted,
             "title": provider_title(wanted),
-            "scopes": linking.clean_scopes(request.GET.getlist("scope")),
+            "scopes": clean_scopes(request.GET.getlist("scope")),
         }
     return render(
         request,

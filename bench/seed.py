@@ -164,7 +164,7 @@ class RealGithub:
 def user_with_sandbox_github(label: str) -> RealGithub:
     """Run the sandbox's own authorize and code exchange, then store the answer with ``capture_tokens``."""
     from sandbox import oauth
-    from vault.tokens import capture_tokens
+    from vault.capture import capture_tokens
 
     email = f"{label}@bench.example"
     consent = oauth.Consent(

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "social_django",
+    "activity",
     "accounts",
     "vault",
     "sandbox",
@@ -96,7 +97,7 @@ else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        # Lets linking_site.prepared keep the agent API's few hot statements prepared per
+        # Lets vault.prepared keep the agent API's few hot statements (vault.hotpath) prepared per
         # connection (Django's own queries use client-side binding and are never prepared).
         # Off behind a pooler in transaction mode that cannot hold prepared statements.
         DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
@@ -153,9 +154,9 @@ SOCIAL_AUTH_OIDC_KEY = env.str("SOCIAL_AUTH_OIDC_KEY", default="")
 SOCIAL_AUTH_OIDC_SECRET = env.str("SOCIAL_AUTH_OIDC_SECRET", default="")
 SOCIAL_AUTH_OIDC_TITLE = env.str("SOCIAL_AUTH_OIDC_TITLE", default="")
 # ... and any number of named ones: OIDC_PROVIDERS=okta,keycloak with OIDC_OKTA_ENDPOINT, _KEY, _SECRET, ...
-# (each its own backend "okta", "keycloak"; accounts.oidc turns them into SOCIAL_AUTH_<NAME>_* settings).
-from accounts.oidc import endpoint_hosts_from as _oidc_endpoint_hosts  # noqa: E402
-from accounts.oidc import named_provider_settings as _named_oidc_providers  # noqa: E402
+# (each its own backend "okta", "keycloak"; accounts.oidc.config makes their SOCIAL_AUTH_<NAME>_* settings).
+from accounts.oidc.config import endpoint_hosts_from as _oidc_endpoint_hosts  # noqa: E402
+from accounts.oidc.config import named_provider_settings as _named_oidc_providers  # noqa: E402
 
 _OIDC_NAMED = _named_oidc_providers(env)
 OIDC_PROVIDERS = _OIDC_NAMED.names
@@ -183,7 +184,7 @@ if SOCIAL_AUTH_GOOGLE_OAUTH2_KEY:
 if SOCIAL_AUTH_GITHUB_KEY:
     AUTHENTICATION_BACKENDS.append(_GITHUB_BACKEND)
 if SOCIAL_AUTH_OIDC_OIDC_ENDPOINT:
-    AUTHENTICATION_BACKENDS.append("accounts.oidc.OpenIdConnectAuth")
+    AUTHENTICATION_BACKENDS.append("accounts.oidc.backend.OpenIdConnectAuth")
 AUTHENTICATION_BACKENDS.extend(_OIDC_NAMED.backends)
 AUTHENTICATION_BACKENDS.append("django.contrib.auth.backends.ModelBackend")
 
@@ -206,7 +207,7 @@ SOCIAL_AUTH_GOOGLE_OAUTH2_AUTH_EXTRA_ARGUMENTS = {
 }
 SOCIAL_AUTH_GITHUB_SCOPE = ["read:user", "user:email"]
 SOCIAL_AUTH_OIDC_USE_PKCE = True
-# Scopes on top of openid, profile, email and offline_access (which accounts.oidc always asks for).
+# Scopes on top of openid, profile, email and offline_access (which accounts.oidc.backend always asks for).
 SOCIAL_AUTH_OIDC_SCOPE = env.str("SOCIAL_AUTH_OIDC_SCOPE", default="").replace(",", " ").split()
 # Trust an OIDC provider's email_verified claim only when the deployer says so.
 SOCIAL_AUTH_OIDC_TRUST_EMAIL_VERIFIED = env.bool("SOCIAL_AUTH_OIDC_TRUST_EMAIL_VERIFIED", default=False)
@@ -261,7 +262,7 @@ ACCOUNTS_MERGE_REVIEW_EXTRAS = ["vault.status.merge_review_extras"]
 # Tokens a provider issued to a flow the site then refused (or stopped at a question): revoked
 # (accounts.refusals; called after the pipeline's rollback).
 ACCOUNTS_UNKEPT_TOKENS_HANDLERS = ["vault.pipeline.revoke_unkept_tokens"]
-READINESS_CHECKS = ["vault.keys.readiness_problem"]
+READINESS_CHECKS = ["vault.key_checks.readiness_problem"]
 
 # --- Security -------------------------------------------------------------------------------------
 

@@ -41,7 +41,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from accounts import oidc
+from accounts.oidc import backend as oidc_backend
+from accounts.oidc import config as oidc_config
 
 OIDC_DIR = Path(__file__).resolve().parent / "oidc"
 
@@ -257,9 +258,9 @@ def fake_op(monkeypatch) -> FakeProvider:
         return original(self, url)
 
     monkeypatch.setattr(requests.Session, "get_adapter", get_adapter)
-    oidc.clear_caches()
+    oidc_backend.clear_caches()
     yield provider
-    oidc.clear_caches()
+    oidc_backend.clear_caches()
 
 
 def with_backend(settings, path: str) -> None:
@@ -271,7 +272,7 @@ def with_backend(settings, path: str) -> None:
 @pytest.fixture
 def fake_site(settings, fake_op) -> FakeProvider:
     """The site with its ``oidc`` backend pointed at the fake provider."""
-    with_backend(settings, "accounts.oidc.OpenIdConnectAuth")
+    with_backend(settings, "accounts.oidc.backend.OpenIdConnectAuth")
     settings.SOCIAL_AUTH_OIDC_OIDC_ENDPOINT = fake_op.issuer
     settings.SOCIAL_AUTH_OIDC_KEY = fake_op.client_id
     settings.SOCIAL_AUTH_OIDC_SECRET = fake_op.client_secret
@@ -588,13 +589,13 @@ def oidc_provider(live_server) -> NodeProvider:
 @pytest.fixture
 def oidc_site(settings, oidc_provider, monkeypatch) -> NodeProvider:
     """The site configured for the real provider: ``oidc`` (simple settings) and ``acme`` (named)."""
-    with_backend(settings, "accounts.oidc.OpenIdConnectAuth")
+    with_backend(settings, "accounts.oidc.backend.OpenIdConnectAuth")
     client_id, secret = oidc_provider.clients["oidc"]
     settings.SOCIAL_AUTH_OIDC_OIDC_ENDPOINT = oidc_provider.issuer
     settings.SOCIAL_AUTH_OIDC_KEY = client_id
     settings.SOCIAL_AUTH_OIDC_SECRET = secret
     settings.SOCIAL_AUTH_OIDC_TITLE = "Node IdP"
-    named = oidc.named_provider_settings(
+    named = oidc_config.named_provider_settings(
         {
             "OIDC_PROVIDERS": NAMED_PROVIDER,
             "OIDC_ACME_ENDPOINT": oidc_provider.issuer,
@@ -609,7 +610,7 @@ def oidc_site(settings, oidc_provider, monkeypatch) -> NodeProvider:
     for path in named.backends:
         with_backend(settings, path)
     settings.OIDC_ALLOW_INSECURE_ISSUER = True
-    oidc.clear_caches()
+    oidc_backend.clear_caches()
     yield oidc_provider
     oidc_provider.set_access_token_ttl(300)
-    oidc.clear_caches()
+    oidc_backend.clear_caches()

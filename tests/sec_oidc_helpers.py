@@ -16,9 +16,11 @@ import pytest
 import requests
 from social_django.models import UserSocialAuth
 
-from accounts import oidc
+from accounts.activity_kinds import AccountKind
 from accounts.middleware import AuthFlowErrorMiddleware
-from accounts.models import Activity
+from accounts.oidc import backend as oidc_backend
+from accounts.oidc import config as oidc_config
+from activity.models import Activity
 
 from .flows import messages_on
 from .oidc_fixtures import FakeProvider, _FakeAdapter, with_backend
@@ -67,25 +69,25 @@ def fake_ops(monkeypatch) -> FakeOps:
         return ops.adapter_for(url) or original(self, url)
 
     monkeypatch.setattr(requests.Session, "get_adapter", get_adapter)
-    oidc.clear_caches()
+    oidc_backend.clear_caches()
     yield ops
-    oidc.clear_caches()
+    oidc_backend.clear_caches()
 
 
 def point_oidc_at(settings, op: FakeProvider, *, title: str = "Example IdP") -> None:
     """Configure the single ``oidc`` provider for ``op`` (an operator editing the settings)."""
-    with_backend(settings, "accounts.oidc.OpenIdConnectAuth")
+    with_backend(settings, "accounts.oidc.backend.OpenIdConnectAuth")
     settings.SOCIAL_AUTH_OIDC_OIDC_ENDPOINT = op.issuer
     settings.SOCIAL_AUTH_OIDC_KEY = op.client_id
     settings.SOCIAL_AUTH_OIDC_SECRET = op.client_secret
     settings.SOCIAL_AUTH_OIDC_TITLE = title
-    oidc.clear_caches()  # a restart: no discovery or JWKS from before
+    oidc_backend.clear_caches()  # a restart: no discovery or JWKS from before
 
 
 def point_named_at(settings, name: str, op: FakeProvider, **extra: str) -> None:
     """Configure the named provider ``name`` (``OIDC_<NAME>_*``) for ``op``."""
-    prefix = f"OIDC_{oidc.setting_prefix(name)}_"
-    named = oidc.named_provider_settings(
+    prefix = f"OIDC_{oidc_config.setting_prefix(name)}_"
+    named = oidc_config.named_provider_settings(
         {
             "OIDC_PROVIDERS": name,
             prefix + "ENDPOINT": op.issuer,
@@ -98,12 +100,12 @@ def point_named_at(settings, name: str, op: FakeProvider, **extra: str) -> None:
         setattr(settings, setting_name, value)
     for path in named.backends:
         with_backend(settings, path)
-    oidc.clear_caches()
+    oidc_backend.clear_caches()
 
 
 def remove_backend(settings, path: str) -> None:
     settings.AUTHENTICATION_BACKENDS = [b for b in settings.AUTHENTICATION_BACKENDS if b != path]
-    oidc.clear_caches()
+    oidc_backend.clear_caches()
 
 
 def begin(client, op: FakeProvider, provider: str = "oidc", **data: str) -> dict[str, str]:
@@ -141,7 +143,7 @@ def refused_on_page(client, response, *, code: str, landing: str = "/") -> list[
     """The refusal is a redirect to a page with one clear message and a LINK_REFUSED record."""
     assert response.status_code == 302, response.status_code
     assert response.headers["Location"] == landing
-    assert Activity.objects.filter(kind=Activity.Kind.LINK_REFUSED).latest("pk").data["code"] == code
+    assert Activity.objects.filter(kind=AccountKind.LINK_REFUSED).latest("pk").data["code"] == code
     shown = messages_on(client, landing)
     assert shown, "no message shown"
     return shown[-1:]  # the refusal's (earlier ones are from before, never displayed)

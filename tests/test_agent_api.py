@@ -11,9 +11,11 @@ from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
-from accounts.models import Activity, User
+from accounts.models import User
+from activity.models import Activity
 from sandbox import state as sandbox_state
-from vault import agents, keyformat
+from vault import agents, keyformat, provider_calls
+from vault.activity_kinds import VaultKind
 from vault.models import AgentKey, ConnectRequest, TokenSet
 from vault.testing import expire
 
@@ -165,7 +167,7 @@ def test_token_api_hands_out_a_fresh_token_and_records_it(client, alice, key):
     assert "no-store" in response.headers["Cache-Control"]
     token_set = TokenSet.objects.get()
     assert token_set.read_refresh_token() not in response.content.decode()
-    grant = Activity.objects.get(kind=Activity.Kind.TOKEN_ISSUED)
+    grant = Activity.objects.get(kind=VaultKind.TOKEN_ISSUED)
     assert (grant.user, grant.provider, grant.ip_address) == (alice, "github", "10.1.2.3")
     assert grant.agent_key_id == AgentKey.objects.get().pk and grant.data["agent"] == "helper bot"
     assert grant.identity_id == body["account"]
@@ -183,7 +185,7 @@ def test_key_is_accepted_only_in_the_authorization_header(alice, key):
     assert (status, body["error"]) == (401, "invalid_token")
     status, _, _response = call("GET", f"/api/v1/connections?access_token={key}")
     assert status == 400
-    assert not Activity.objects.filter(kind=Activity.Kind.TOKEN_ISSUED).exists()
+    assert not Activity.objects.filter(kind=VaultKind.TOKEN_ISSUED).exists()
 
 
 def test_access_denied_for_providers_and_scopes_the_key_was_not_given(alice):
@@ -230,7 +232,7 @@ def test_invalid_requests_are_refused_clearly(alice, key):
     assert big.status_code == 400 and "at most" in big.json()["error_description"]
     assert Client().get("/api/v1/token", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 405
     assert Client().get("/api/v1/nothing-here").json()["error"] == "not_found"
-    assert not Activity.objects.filter(kind=Activity.Kind.TOKEN_ISSUED).exists()
+    assert not Activity.objects.filter(kind=VaultKind.TOKEN_ISSUED).exists()
     assert not ConnectRequest.objects.exists()
 
 
@@ -252,7 +254,7 @@ def test_malformed_scope_names_are_refused_before_anything_is_stored(alice, key)
     )
     assert exchange.status_code == 400 and exchange.json()["error"] == "invalid_request"
     assert not ConnectRequest.objects.exists()
-    assert not Activity.objects.filter(kind=Activity.Kind.TOKEN_ISSUED).exists()
+    assert not Activity.objects.filter(kind=VaultKind.TOKEN_ISSUED).exists()
 
 
 # --- 3. actionable errors -----------------------------------------------------------------------
@@ -285,9 +287,7 @@ def test_reauthorization_required_when_the_refresh_token_is_dead(alice, key):
 
 
 def test_provider_outage_answers_503_with_retry_after(alice, key, monkeypatch):
-    from vault import tokens
-
-    monkeypatch.setattr(tokens, "RETRY_BACKOFF", (0.0, 0.0))
+    monkeypatch.setattr(provider_calls, "RETRY_BACKOFF", (0.0, 0.0))
     expire(TokenSet.objects.get())
     sandbox_state.set_failure_mode("github", "server_error")
     status, body, response = call("POST", "/api/v1/token", key, {"connection": "github"})
@@ -304,7 +304,7 @@ def test_another_users_account_id_is_answered_like_an_unknown_one(alice, key):
     unknown = call("POST", "/api/v1/token", key, {"connection": "github", "account": 987654})[1]
     assert theirs["error"] == unknown["error"] == "connection_required"
     assert theirs["error_description"] == unknown["error_description"]
-    assert not Activity.objects.filter(kind=Activity.Kind.TOKEN_ISSUED).exists()
+    assert not Activity.objects.filter(kind=VaultKind.TOKEN_ISSUED).exists()
 
 
 # --- 4. connect requests ----------------------------------------------------------------------
@@ -469,7 +469,7 @@ def test_token_exchange_form_fields_are_checked_not_coerced(alice, key):
         assert said in body["error_description"], extra
     status, body = exchange(grant_type=EXCHANGE, subject_token=key, connection="github", min_ttl="120")
     assert status == 200 and body["expires_in"] >= 120
-    assert Activity.objects.filter(kind=Activity.Kind.TOKEN_ISSUED).count() == 1
+    assert Activity.objects.filter(kind=VaultKind.TOKEN_ISSUED).count() == 1
 
 
 # --- 7. limits ------------------------------------------------------------------------------------
@@ -526,7 +526,7 @@ def test_token_requests_count_against_the_limits_and_a_refused_one_hands_out_not
     _status, body, response = answers[2]
     assert body["error"] == "rate_limited" and "access_token" not in body
     assert 1 <= int(response.headers["Retry-After"]) <= 60
-    assert Activity.objects.filter(kind=Activity.Kind.TOKEN_ISSUED).count() == 2
+    assert Activity.objects.filter(kind=VaultKind.TOKEN_ISSUED).count() == 2
 
 
 def test_a_blocked_address_waits_on_the_token_endpoint_too(settings, alice, key, limit_cache):
@@ -535,7 +535,7 @@ def test_a_blocked_address_waits_on_the_token_endpoint_too(settings, alice, key,
     keys = (bad, "lsa_nope", keyformat.new_key(), key)
     statuses = [call("POST", "/api/v1/token", k, {"connection": "github"})[0] for k in keys]
     assert statuses == [401, 401, 429, 200]  # refused keys wait; the good key is served
-    assert Activity.objects.filter(kind=Activity.Kind.TOKEN_ISSUED).count() == 1
+    assert Activity.objects.filter(kind=VaultKind.TOKEN_ISSUED).count() == 1
 
 
 def test_staff_see_grants_and_keys_in_the_admin_without_secrets(alice, key):
@@ -543,7 +543,7 @@ def test_staff_see_grants_and_keys_in_the_admin_without_secrets(alice, key):
     staff = User.objects.create_superuser("root", "root@example.com", "pw-for-tests-123")
     admin = Client()
     admin.force_login(staff)
-    grants = admin.get("/admin/accounts/activity/?kind=token_issued").content.decode()
+    grants = admin.get("/admin/activity/activity/?kind=token_issued").content.decode()
     keys = admin.get("/admin/vault/agentkey/").content.decode()
     assert "helper bot" in grants and "helper bot" in keys
     assert body["access_token"] not in grants and key not in keys
@@ -573,7 +573,7 @@ def test_an_agent_key_appears_only_on_its_creation_page(
         admin.get(p).content.decode()
         for p in (
             "/admin/vault/agentkey/",
-            "/admin/accounts/activity/",
+            "/admin/activity/activity/",
             f"/admin/vault/agentkey/{AgentKey.objects.get().pk}/change/",
         )
     ]

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from accounts.models import Activity
+from activity.models import Activity
+from vault.activity_kinds import VaultKind
 from vault.models import ConnectRequest
 
 from .browser import chromium_page, sandbox_sign_in
@@ -87,4 +88,4 @@ def test_agent_asks_user_connects_agent_retries_and_gets_a_token(live_server, se
         finally:
             if agent.poll() is None:
                 agent.kill()
-    assert Activity.objects.get(kind=Activity.Kind.TOKEN_ISSUED).data["agent"] == "example agent"
+    assert Activity.objects.get(kind=VaultKind.TOKEN_ISSUED).data["agent"] == "example agent"

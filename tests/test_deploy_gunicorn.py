@@ -44,7 +44,7 @@ from social_django.models import UserSocialAuth
 from accounts.models import IdentityDetails, User
 from sandbox import oauth, state
 from vault.testing import expire
-from vault.tokens import capture_tokens
+from vault.capture import capture_tokens
 
 email = "two-workers@example.com"
 consent = oauth.Consent(provider="github", client_id=settings.SOCIAL_AUTH_GITHUB_KEY,
@@ -149,8 +149,8 @@ print("KEY", create_agent_key(user=user, name="deploy bot", providers=["github"]
 )
 
 _COUNT_ISSUED = """
-from accounts.models import Activity
-print("ISSUED", Activity.objects.filter(kind=Activity.Kind.TOKEN_ISSUED).count())
+from activity.models import Activity
+print("ISSUED", Activity.objects.filter(kind="token_issued").count())
 """
 
 KEY_LIMIT = 6

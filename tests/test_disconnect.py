@@ -9,7 +9,9 @@ from django.core import mail
 from django.test import Client
 from social_django.models import UserSocialAuth
 
-from accounts.models import Activity, User
+from accounts.activity_kinds import AccountKind
+from accounts.models import User
+from activity.models import Activity
 
 from .flows import messages_on, round_trip, sign_in
 
@@ -40,7 +42,7 @@ def test_confirmation_page_then_exactly_that_identity_goes(client, alice, django
     assert remaining == ["github", "google-oauth2"]  # the other GitHub account stays
     assert not UserSocialAuth.objects.filter(pk=second.pk).exists()
     assert any("Removed your GitHub account" in m for m in messages_on(client))
-    assert Activity.objects.filter(user=alice, kind=Activity.Kind.UNLINKED, identity_id=second.pk).exists()
+    assert Activity.objects.filter(user=alice, kind=AccountKind.UNLINKED, identity_id=second.pk).exists()
     assert any("was removed from your profile" in m.subject for m in mail.outbox)
 
 

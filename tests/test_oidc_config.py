@@ -17,7 +17,11 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.utils.module_loading import import_string
 
-from accounts import oidc
+from accounts.oidc import backend as oidc_backend
+from accounts.oidc import checks as oidc_checks
+from accounts.oidc import config as oidc_config
+from accounts.oidc import discovery as oidc_discovery
+from accounts.oidc import named as oidc_named
 from accounts.providers import configured_providers
 
 from . import oidc_fixtures
@@ -47,9 +51,9 @@ OKTA = {
 
 
 def test_named_providers_from_the_environment():
-    named = oidc.named_provider_settings(OKTA)
+    named = oidc_config.named_provider_settings(OKTA)
     assert named.names == ["okta", "entra-id"]
-    assert named.backends == ["accounts.oidc.OIDC_okta", "accounts.oidc.OIDC_entra_id"]
+    assert named.backends == ["accounts.oidc.named.OIDC_okta", "accounts.oidc.named.OIDC_entra_id"]
     s = named.settings
     assert s["SOCIAL_AUTH_OKTA_OIDC_ENDPOINT"] == "https://example.okta.com/oauth2/default"
     assert (s["SOCIAL_AUTH_OKTA_KEY"], s["SOCIAL_AUTH_OKTA_SECRET"]) == ("0oa-client", "okta-secret")
@@ -66,7 +70,7 @@ def test_named_providers_from_the_environment():
 
 
 def test_no_named_providers_by_default():
-    assert oidc.named_provider_settings({}).providers == []
+    assert oidc_config.named_provider_settings({}).providers == []
 
 
 @pytest.mark.parametrize(
@@ -89,7 +93,7 @@ def test_no_named_providers_by_default():
 def test_bad_configuration_is_refused_with_the_variable_named(changes, message):
     environ = {**OKTA, "OIDC_PROVIDERS": "okta", **changes}
     with pytest.raises(ImproperlyConfigured, match=message.replace("(", r"\(")):
-        oidc.named_provider_settings(environ)
+        oidc_config.named_provider_settings(environ)
 
 
 def _settings_in_subprocess(environ: dict[str, str], code: str) -> subprocess.CompletedProcess:
@@ -123,9 +127,9 @@ def test_settings_turn_the_environment_into_backends():
     assert result.returncode == 0, result.stderr
     backends, names, okta_key, providers = json.loads(result.stdout.strip().splitlines()[-1])
     assert backends[-4:] == [
-        "accounts.oidc.OpenIdConnectAuth",
-        "accounts.oidc.OIDC_okta",
-        "accounts.oidc.OIDC_entra_id",
+        "accounts.oidc.backend.OpenIdConnectAuth",
+        "accounts.oidc.named.OIDC_okta",
+        "accounts.oidc.named.OIDC_entra_id",
         "django.contrib.auth.backends.ModelBackend",
     ]
     assert names == ["okta", "entra-id"] and okta_key == "0oa-client"
@@ -142,28 +146,34 @@ def test_settings_refuse_to_load_with_a_bad_provider():
 # --- named backends --------------------------------------------------------------------------------
 
 
-def test_named_backend_classes_are_made_on_demand():
-    okta = import_string("accounts.oidc.OIDC_okta")
-    assert okta is oidc.backend_class("okta") is oidc.OIDC_okta
-    assert issubclass(okta, oidc.OpenIdConnectAuth) and okta.name == "okta"
-    assert okta.__module__ == "accounts.oidc" and okta.__qualname__ == "OIDC_okta"
-    assert import_string("accounts.oidc.OIDC_entra_id").name == "entra-id"
+def test_named_backend_classes_are_made_for_the_configured_names(settings):
+    # The settings list OIDC_PROVIDERS (settings.py does, from the environment): each name's class
+    # is made by accounts.oidc.named and imports by the path AUTHENTICATION_BACKENDS holds.
+    settings.OIDC_PROVIDERS = ["okta", "entra-id"]
+    okta = import_string("accounts.oidc.named.OIDC_okta")
+    assert okta is oidc_named.backend_class("okta") is oidc_named.OIDC_okta
+    assert issubclass(okta, oidc_backend.OpenIdConnectAuth) and okta.name == "okta"
+    assert okta.__module__ == "accounts.oidc.named" and okta.__qualname__ == "OIDC_okta"
+    assert import_string("accounts.oidc.named.OIDC_entra_id").name == "entra-id"
+    # A name nobody configured has no class (the old module __getattr__ made one for any name).
+    with pytest.raises(ImportError):
+        import_string("accounts.oidc.named.OIDC_not_configured")
     with pytest.raises(AttributeError):
-        oidc.OIDC_vault
+        oidc_named.OIDC_vault
     with pytest.raises(AttributeError):
-        oidc.Nothing
+        oidc_named.Nothing
 
 
-def test_the_old_import_path_still_works():
-    from accounts.backends import OpenIdConnectAuth
-
-    assert OpenIdConnectAuth is oidc.OpenIdConnectAuth
-    assert import_string("accounts.backends.OpenIdConnectAuth") is oidc.OpenIdConnectAuth
+def test_the_oidc_backend_has_one_import_path():
+    # No re-export from accounts.backends any more (it hid the backends<->oidc import cycle).
+    assert import_string("accounts.oidc.backend.OpenIdConnectAuth") is oidc_backend.OpenIdConnectAuth
+    with pytest.raises(ImportError):
+        import_string("accounts.backends.OpenIdConnectAuth")
 
 
 @pytest.mark.django_db
 def test_named_provider_sign_in_uses_its_own_settings_and_callback(client, fake_op, settings):
-    named = oidc.named_provider_settings(
+    named = oidc_config.named_provider_settings(
         {
             "OIDC_PROVIDERS": "corp",
             "OIDC_CORP_ENDPOINT": FAKE_ISSUER,
@@ -214,12 +224,16 @@ GOOD = oidc_fixtures.FakeProvider().discovery()
 )
 def test_discovery_problems(changes, code):
     document = {k: v for k, v in {**GOOD, **changes}.items() if v is not None}
-    errors, _warnings = oidc.discovery_problems(document, configured_issuer=FAKE_ISSUER, allow_insecure=False)
+    errors, _warnings = oidc_discovery.discovery_problems(
+        document, configured_issuer=FAKE_ISSUER, allow_insecure=False
+    )
     assert [c for c, _m in errors] == [code], errors
 
 
 def test_a_good_discovery_document_has_no_problems():
-    assert oidc.discovery_problems(GOOD, configured_issuer=FAKE_ISSUER + "/", allow_insecure=False) == (
+    assert oidc_discovery.discovery_problems(
+        GOOD, configured_issuer=FAKE_ISSUER + "/", allow_insecure=False
+    ) == (
         [],
         [],
     )
@@ -228,15 +242,17 @@ def test_a_good_discovery_document_has_no_problems():
 def test_missing_revocation_and_offline_access_are_warnings():
     document = {**GOOD, "scopes_supported": ["openid", "email"]}
     del document["revocation_endpoint"]
-    errors, warnings = oidc.discovery_problems(document, configured_issuer=FAKE_ISSUER, allow_insecure=False)
+    errors, warnings = oidc_discovery.discovery_problems(
+        document, configured_issuer=FAKE_ISSUER, allow_insecure=False
+    )
     assert errors == [] and [c for c, _m in warnings] == ["W001", "W002"]
 
 
 def test_http_is_allowed_only_when_development_or_flagged():
     document = {k: (v.replace("https://", "http://") if isinstance(v, str) else v) for k, v in GOOD.items()}
     issuer = document["issuer"]
-    assert oidc.discovery_problems(document, configured_issuer=issuer, allow_insecure=True)[0] == []
-    errors = oidc.discovery_problems(document, configured_issuer=issuer, allow_insecure=False)[0]
+    assert oidc_discovery.discovery_problems(document, configured_issuer=issuer, allow_insecure=True)[0] == []
+    errors = oidc_discovery.discovery_problems(document, configured_issuer=issuer, allow_insecure=False)[0]
     assert [c for c, _m in errors] == ["E002"]
 
 
@@ -270,7 +286,7 @@ def test_manage_py_check_names_what_is_wrong(fake_site, settings, setup, expecte
 def test_http_issuer_is_accepted_with_the_insecure_flag(fake_site, settings):
     settings.OIDC_ALLOW_INSECURE_ISSUER = True
     settings.SOCIAL_AUTH_OIDC_OIDC_ENDPOINT = "http://127.0.0.1:9"
-    problems = oidc.provider_problems(oidc.OpenIdConnectAuth)
+    problems = oidc_checks.provider_problems(oidc_backend.OpenIdConnectAuth)
     # Not refused for being http any more; it is simply not there.
     assert [p.id for p in problems] == ["oidc.E003"] and problems[0].unreachable
 
@@ -279,14 +295,14 @@ def test_http_issuer_is_accepted_with_the_insecure_flag(fake_site, settings):
 def test_startup_validation_refuses_a_misconfigured_provider(fake_site):
     fake_site.discovery_changes = {"issuer": "https://other.example.test"}
     with pytest.raises(ImproperlyConfigured, match=r"'oidc': discovery names the issuer"):
-        oidc.validate_at_startup()
+        oidc_checks.validate_at_startup()
 
 
 @pytest.mark.django_db
 def test_startup_validation_only_logs_an_unreachable_provider(fake_site, settings, caplog):
     settings.SOCIAL_AUTH_OIDC_OIDC_ENDPOINT = "https://127.0.0.1:9"
     with caplog.at_level(logging.ERROR, logger="accounts.oidc"):
-        oidc.validate_at_startup()
+        oidc_checks.validate_at_startup()
     assert "unreachable" in caplog.text and "'oidc'" in caplog.text
 
 
@@ -294,7 +310,7 @@ def test_startup_validation_only_logs_an_unreachable_provider(fake_site, setting
 def test_discovery_fetch_can_be_turned_off(fake_site, settings):
     settings.OIDC_CHECK_DISCOVERY = False
     fake_site.discovery_changes = {"issuer": "https://other.example.test"}
-    oidc.validate_at_startup()
+    oidc_checks.validate_at_startup()
     call_command("check", tags=["oidc"])
     assert fake_site.calls == []
     settings.SOCIAL_AUTH_OIDC_SECRET = ""  # settings are still checked

@@ -19,8 +19,11 @@ from social_django.models import UserSocialAuth
 from social_django.utils import load_backend, load_strategy
 
 import vault
-from accounts.models import Activity, User
-from accounts.oidc import OpenIdConnectAuth
+from accounts.activity_kinds import AccountKind
+from accounts.models import User
+from accounts.oidc.backend import OpenIdConnectAuth
+from activity.models import Activity
+from vault.activity_kinds import VaultKind
 from vault.models import TokenSet
 from vault.testing import stored_tokens
 
@@ -100,7 +103,7 @@ def test_link_to_an_existing_profile_and_get_a_token_from_the_vault(live_server,
     assert "Linked your Node IdP account" in page
     assert User.objects.count() == 1
     assert {i.provider for i in bob.social_auth.all()} == {"github", "oidc"}
-    assert Activity.objects.filter(kind=Activity.Kind.LINKED, provider="oidc", user=bob).exists()
+    assert Activity.objects.filter(kind=AccountKind.LINKED, provider="oidc", user=bob).exists()
 
     token = vault.get_access_token(bob, "oidc", min_ttl=0)
     assert token.connection == "oidc" and token.account == _identity().pk
@@ -173,7 +176,7 @@ def test_disconnect_revokes_at_the_provider(live_server, oidc_site):
     assert oidc_site.introspect(refresh, hint="refresh_token")["active"] is False
     assert oidc_site.introspect(access)["active"] is False
     assert not TokenSet.objects.filter(provider="oidc").exists()
-    assert Activity.objects.filter(kind=Activity.Kind.REVOKED, provider="oidc").exists()
+    assert Activity.objects.filter(kind=VaultKind.REVOKED, provider="oidc").exists()
 
 
 def test_signing_key_rotation_between_two_sign_ins(live_server, oidc_site, monkeypatch):
@@ -196,7 +199,7 @@ def test_signing_key_rotation_between_two_sign_ins(live_server, oidc_site, monke
     _connections(session, session.sign_in_oidc("oidc", oidc_site.issuer, login="grace"))
     assert len(fetches) == 2  # the unknown kid made exactly one refetch
     assert UserSocialAuth.objects.count() == 1 and User.objects.count() == 1
-    assert Activity.objects.filter(kind=Activity.Kind.SIGNED_IN, provider="oidc").count() == 1
+    assert Activity.objects.filter(kind=AccountKind.SIGNED_IN, provider="oidc").count() == 1
 
 
 def test_agent_gets_a_fresh_token_through_the_agent_api(live_server, oidc_site):

@@ -21,8 +21,10 @@ from social_core.exceptions import AuthResponseError
 from social_django.models import UserSocialAuth
 from social_django.utils import load_backend, load_strategy
 
+from accounts.activity_kinds import AccountKind
 from accounts.middleware import AuthFlowErrorMiddleware
-from accounts.models import Activity, User
+from accounts.models import User
+from activity.models import Activity
 
 from . import oidc_fixtures
 from .flows import messages_on
@@ -74,7 +76,7 @@ def assert_refused(
     assert not UserSocialAuth.objects.exists()
     assert not User.objects.exists()
     assert op.count("/me") == userinfo_calls
-    refused = Activity.objects.get(kind=Activity.Kind.LINK_REFUSED)
+    refused = Activity.objects.get(kind=AccountKind.LINK_REFUSED)
     assert refused.data["code"] == code, refused.data
     assert len(REFUSALS) == 1 and REFUSALS[0].code == code
     if claim is not None:
@@ -337,7 +339,7 @@ def test_discovery_naming_another_issuer_refuses_to_start(client, fake_site):
     fake_site.discovery_changes = {"issuer": "https://evil.example.test"}
     response = client.post("/login/oidc/")
     assert response.status_code == 302 and response.headers["Location"] == "/"
-    assert Activity.objects.get(kind=Activity.Kind.LINK_REFUSED).data["code"] == "invalid_setting"
+    assert Activity.objects.get(kind=AccountKind.LINK_REFUSED).data["code"] == "invalid_setting"
     assert fake_site.count("/auth") == 0
 
 

@@ -13,13 +13,16 @@ from django.core.management import call_command
 from django.test import Client
 from social_django.models import UserSocialAuth
 
-from accounts import backends
+from accounts import backend_mixins
+from accounts.activity_kinds import AccountKind
 from accounts.locking import InactiveProfile
 from accounts.merging import merge_profiles
-from accounts.models import Activity, User
+from accounts.models import User
+from activity.models import Activity
 from sandbox import state
 from sandbox.state import token_is_active
-from vault import agents, tokens
+from vault import agents
+from vault import capture as vault_capture
 from vault.models import TokenSet
 from vault.testing import expire, stored_tokens
 
@@ -49,13 +52,13 @@ def test_a_link_completing_during_a_merge_is_refused_not_attached_to_the_retired
     # tab) confirms merging this profile into Ada's. The callback's request already loaded her.
     _, authorize_url = start(source_client, "google-oauth2")
     callback = provider_page(source_client, authorize_url, email="bea-google@example.com")
-    original = backends.ProviderProfileMixin.pipeline
+    original = backend_mixins.ProviderProfileMixin.pipeline
 
     def merge_commits_first(self, *args, **kwargs):
         merge_profiles(into=into, source=source, move_identity_ids=None)
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(backends.ProviderProfileMixin, "pipeline", merge_commits_first)
+    monkeypatch.setattr(backend_mixins.ProviderProfileMixin, "pipeline", merge_commits_first)
     with django_capture_on_commit_callbacks(execute=True):
         response = source_client.get(callback)
 
@@ -64,10 +67,10 @@ def test_a_link_completing_during_a_merge_is_refused_not_attached_to_the_retired
     assert not UserSocialAuth.objects.filter(user=source).exists()
     assert not UserSocialAuth.objects.filter(details__email="bea-google@example.com").exists()
     assert not TokenSet.objects.filter(provider="google-oauth2", owner_id=source.pk).exists()
-    refused = Activity.objects.get(kind=Activity.Kind.LINK_REFUSED)
+    refused = Activity.objects.get(kind=AccountKind.LINK_REFUSED)
     assert refused.data["code"] == "profile_inactive"
     # The account is free: linked to the profile that stayed, it lands there.
-    monkeypatch.setattr(backends.ProviderProfileMixin, "pipeline", original)
+    monkeypatch.setattr(backend_mixins.ProviderProfileMixin, "pipeline", original)
     ada = Client()
     sign_in(ada, "google-oauth2", email="ada@example.com")
     round_trip(ada, "google-oauth2", email="bea-google@example.com")
@@ -88,7 +91,7 @@ def test_tokens_and_agent_keys_are_never_attached_to_a_retired_profile(source_cl
     UserSocialAuth.objects.filter(pk=identity.pk).update(user=source)
     before = stored_tokens(identity.token_set)
     with pytest.raises(InactiveProfile):
-        tokens.capture_tokens(
+        vault_capture.capture_tokens(
             identity=UserSocialAuth.objects.get(pk=identity.pk), response={"access_token": "x" * 20}
         )
     assert stored_tokens(identity.token_set) == before
@@ -154,4 +157,4 @@ def test_staff_repair_an_identity_left_on_a_retired_profile_in_the_admin(
         )
     assert "Unlinked 1 identity" in response.content.decode()
     assert not UserSocialAuth.objects.filter(pk=identity.pk).exists()
-    assert Activity.objects.get(kind=Activity.Kind.UNLINKED, user=source).actor == staff
+    assert Activity.objects.get(kind=AccountKind.UNLINKED, user=source).actor == staff

@@ -29,7 +29,7 @@ import vault
 from accounts.linking import unlink_identity
 from accounts.merging import merge_profiles
 from accounts.models import User
-from vault import tokens
+from vault import refresh as vault_refresh
 from vault.models import TokenSet
 from vault.testing import expire, stored_tokens
 
@@ -48,7 +48,7 @@ STRATEGIES = ["row_lock", "lease"] if "postgresql" in settings.DATABASES["defaul
 
 @pytest.fixture(params=STRATEGIES)
 def strategy(request, monkeypatch):
-    monkeypatch.setattr(tokens, "_uses_row_lock", lambda: request.param == "row_lock")
+    monkeypatch.setattr(vault_refresh, "uses_row_lock", lambda: request.param == "row_lock")
     return request.param
 
 

@@ -20,7 +20,10 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from social_django.models import UserSocialAuth
 
-from accounts import oidc
+from accounts.oidc import backend as oidc_backend
+from accounts.oidc import checks as oidc_checks
+from accounts.oidc import config as oidc_config
+from accounts.oidc import id_tokens as oidc_id_tokens
 
 from . import sec_oidc_helpers
 from .oidc_fixtures import SigningKey, _rsa_key
@@ -78,7 +81,7 @@ def test_an_endpoint_on_another_host_is_refused_until_staff_allow_it(
     assert f"{endpoint} on host 'tokens.elsewhere.test'" in str(failed.value)
     assert "SOCIAL_AUTH_OIDC_ENDPOINT_HOSTS=tokens.elsewhere.test" in str(failed.value)
     with pytest.raises(ImproperlyConfigured, match=endpoint):
-        oidc.validate_at_startup()
+        oidc_checks.validate_at_startup()
 
     # A person presses "Continue with Example IdP": refused before the provider is even visited.
     response = client.post("/login/oidc/")
@@ -88,9 +91,9 @@ def test_an_endpoint_on_another_host_is_refused_until_staff_allow_it(
 
     # Staff confirm the host is the provider's (a restart with the new setting): it works.
     settings.SOCIAL_AUTH_OIDC_ENDPOINT_HOSTS = ["tokens.elsewhere.test"]
-    oidc.clear_caches()
+    oidc_backend.clear_caches()
     call_command("check", tags=["oidc"])
-    oidc.validate_at_startup()
+    oidc_checks.validate_at_startup()
     if endpoint == "authorization_endpoint":
         response = client.post("/login/oidc/")
         assert response.headers["Location"].startswith(ELSEWHERE + "/auth?")
@@ -124,7 +127,7 @@ def test_a_different_port_on_the_issuers_host_is_another_host(settings, op):
 @pytest.mark.parametrize("value", ["https://tokens.elsewhere.test", "tokens.elsewhere.test/path", "a b/c"])
 def test_a_malformed_allowed_host_stops_the_start(value):
     with pytest.raises(ImproperlyConfigured, match="OIDC_CORP_ENDPOINT_HOSTS"):
-        oidc.named_provider_settings(
+        oidc_config.named_provider_settings(
             {
                 "OIDC_PROVIDERS": "corp",
                 "OIDC_CORP_ENDPOINT": ISSUER,
@@ -148,7 +151,7 @@ def test_two_providers_with_the_same_issuer_and_client_id_are_a_check_error(sett
     assert "oidc.E010" in text and "'corp'" in text and "provider 'oidc'" in text and ISSUER in text
     assert op.client_secret not in text
     with pytest.raises(ImproperlyConfigured, match=r"oidc\.E010"):
-        oidc.validate_at_startup()
+        oidc_checks.validate_at_startup()
     # A trailing slash does not make it another issuer.
     settings.SOCIAL_AUTH_CORP_OIDC_ENDPOINT = ISSUER + "/"
     with pytest.raises(SystemCheckError, match=r"oidc\.E010"):
@@ -172,14 +175,14 @@ def test_unknown_kid_costs_one_jwks_refetch_per_window_not_one_per_attempt(clien
 
     # Another process (its in-memory JWKS cache empty, the shared cache the same): its first fetch,
     # and no re-fetch inside the window.
-    oidc.clear_caches()
+    oidc_backend.clear_caches()
     for _ in range(3):
         round_trip(client, op)
     assert op.count("/jwks") == 3
     assert not UserSocialAuth.objects.exists()
 
     # After the window one more re-fetch is allowed; and a real rotation is still picked up.
-    monkeypatch.setattr(oidc, "JWKS_REFETCH_SECONDS", 1)
+    monkeypatch.setattr(oidc_id_tokens, "JWKS_REFETCH_SECONDS", 1)
     from django.core.cache import cache
 
     cache.clear()
@@ -204,7 +207,7 @@ def test_a_rotation_another_process_saw_is_used_without_a_fetch(client, op):
     client.post("/logout/")
 
     # "Process B" loaded the JWKS before the rotation (its memory has only the old key) ...
-    oidc.clear_caches()
+    oidc_backend.clear_caches()
     op.keys = [old_key]
     backend = load_backend(load_strategy(), "oidc", redirect_uri=None)
     backend.get_jwks_keys_for_uri(backend.jwks_uri())
@@ -226,7 +229,7 @@ def test_revocation_endpoint_moved_to_another_host_never_receives_the_tokens(
     identity = UserSocialAuth.objects.get(provider="oidc")
     # Discovery now names a revocation endpoint elsewhere (seen after the next restart).
     op.discovery_changes = {"revocation_endpoint": ELSEWHERE + "/token/revocation"}
-    oidc.clear_caches()
+    oidc_backend.clear_caches()
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(f"/settings/connections/{identity.pk}/disconnect/")
     assert response.headers["Location"] == "/settings/connections/"
@@ -237,7 +240,7 @@ def test_revocation_endpoint_moved_to_another_host_never_receives_the_tokens(
 def test_an_older_shared_key_set_does_not_block_a_later_rotation(client, op, monkeypatch):
     from social_django.utils import load_backend, load_strategy
 
-    monkeypatch.setattr(oidc, "JWKS_REFETCH_SECONDS", 1)
+    monkeypatch.setattr(oidc_id_tokens, "JWKS_REFETCH_SECONDS", 1)
     key_1, key_2, key_3 = op.keys[0], SigningKey("key-2", _rsa_key(1)), SigningKey("key-3", _rsa_key(2))
     assert round_trip(client, op).headers["Location"] == "/settings/connections/"
     client.post("/logout/")
@@ -248,7 +251,7 @@ def test_an_older_shared_key_set_does_not_block_a_later_rotation(client, op, mon
 
     # A process that still has only key 1 in memory meets key 3: the shared set (keys 2 and 1)
     # does not have it either, so it re-fetches instead of refusing until its memory expires.
-    oidc.clear_caches()
+    oidc_backend.clear_caches()
     op.keys = [key_1]
     backend = load_backend(load_strategy(), "oidc", redirect_uri=None)
     backend.get_jwks_keys_for_uri(backend.jwks_uri())

@@ -23,8 +23,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError, SystemCheckError
 from social_django.models import UserSocialAuth
 
-from accounts import oidc
-from accounts.models import Activity, IdentityDetails, User
+from accounts.models import IdentityDetails, User
+from accounts.oidc import checks as oidc_checks
+from activity.models import Activity
 from vault.agents import create_agent_key
 from vault.models import TokenSet
 from vault.testing import expire
@@ -41,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ISSUER_A = "https://tenant-a.example.test"
 ISSUER_B = "https://tenant-b.example.test"
 SUB = "248289761001"  # the person's sub at A, and (by chance or on purpose) a stranger's at B
-CORP = "accounts.oidc.OIDC_corp"
+CORP = "accounts.oidc.named.OIDC_corp"
 
 
 @pytest.fixture
@@ -111,7 +112,7 @@ def test_repointed_provider_never_lets_the_new_issuers_subject_in(client, settin
     assert f"accounts_oidc_issuer corp --to {ISSUER_B}" in text
     assert b.client_secret not in text and a.client_secret not in text
     with pytest.raises(Exception, match=r"oidc\.E020"):
-        oidc.validate_at_startup()
+        oidc_checks.validate_at_startup()
     # Moved back (the operator's mistake undone), everything is as before.
     point_named_at(settings, "corp", a)
     call_command("check", tags=["oidc_identities"])

@@ -17,11 +17,14 @@ from django.test import Client, RequestFactory
 from social_django.models import UserSocialAuth
 from social_django.utils import load_backend, load_strategy
 
+from accounts.activity_kinds import AccountKind
 from accounts.linking import FLOW_SESSION_PREFIX
-from accounts.models import Activity, User
+from accounts.models import User
+from activity.models import Activity
 from sandbox import oauth
 from sandbox.models import AuthorizationCode, Grant
 from sandbox.testing import install_testserver_transport
+from vault.activity_kinds import VaultKind
 from vault.models import TokenSet
 
 from .flows import _path, messages_on, provider_page, round_trip, sign_in, start
@@ -233,7 +236,7 @@ def test_user_mismatch_after_the_exchange_revokes_the_fresh_tokens(
     assert any("different user" in m for m in messages_on(client))
     _assert_revoked_and_erased("google-oauth2", "second@example.com")
     alice = User.objects.get()
-    assert Activity.objects.filter(user=alice, kind=Activity.Kind.REVOKED).exists()
+    assert Activity.objects.filter(user=alice, kind=VaultKind.REVOKED).exists()
 
 
 def test_link_flow_expired_after_the_exchange_revokes_the_fresh_tokens(
@@ -315,7 +318,7 @@ def test_the_owner_is_told_when_someone_tries_to_link_their_identity(
 
     assert [p for p, _ in _identities(alice)] == ["github"]
     assert any("already linked to another profile" in m for m in messages_on(client))
-    record = Activity.objects.get(user=bob, kind=Activity.Kind.LINK_REFUSED)
+    record = Activity.objects.get(user=bob, kind=AccountKind.LINK_REFUSED)
     assert "tried to link your Google account" in record.message
     assert str(alice.pk) not in record.message and "alice" not in record.message.lower()
     page = bob_client.get("/settings/activity/").content.decode()

@@ -13,7 +13,7 @@ import pytest
 from django.utils import timezone
 from social_django.models import UserSocialAuth
 
-from vault import tokens
+from vault import capture as vault_capture
 
 from .flows import sign_in
 
@@ -26,7 +26,7 @@ def test_an_impossible_expires_in_gets_the_assumed_lifetime(settings, client, ex
     sign_in(client, "github", email="alice@example.com")
     identity = UserSocialAuth.objects.get()
     before = timezone.now()
-    token_set = tokens.capture_tokens(
+    token_set = vault_capture.capture_tokens(
         identity=identity,
         response={"access_token": "gho_" + "a" * 36, "token_type": "bearer", "expires_in": expires_in},
     )
@@ -39,7 +39,7 @@ def test_an_impossible_expires_in_gets_the_assumed_lifetime(settings, client, ex
 def test_a_sane_expires_in_is_kept(client):
     sign_in(client, "github", email="alice@example.com")
     identity = UserSocialAuth.objects.get()
-    token_set = tokens.capture_tokens(
+    token_set = vault_capture.capture_tokens(
         identity=identity, response={"access_token": "gho_" + "b" * 36, "expires_in": "28800"}
     )
     assert token_set.expiry_assumed is False

@@ -3,7 +3,7 @@
 A key limited to some scopes gets a token narrowed to them where the provider can narrow one
 (Google, through a refresh grant naming the scopes), is refused with a reason where it cannot
 (GitHub), unless its person allowed it the whole grant. The hot path and ``get_access_token``
-apply the one rule (``vault.tokens.enforce_scope_limit``).
+apply the one rule (``vault.access.enforce_scope_limit``).
 """
 
 from __future__ import annotations
@@ -14,10 +14,13 @@ import pytest
 from django.test import Client
 
 import vault
-from accounts.models import Activity, User
+from accounts.models import User
+from activity.models import Activity
 from sandbox import state as sandbox_state
 from sandbox.models import AccessToken as SandboxAccessToken
-from vault import agents, errors, tokens
+from vault import access as vault_access
+from vault import agents, errors
+from vault.activity_kinds import VaultKind
 from vault.models import AgentKey, TokenSet
 from vault.scopes import ScopeLimit
 from vault.testing import stored_tokens
@@ -40,7 +43,7 @@ def token(key: str, **body) -> tuple[int, dict]:
 
 
 def issued() -> list[Activity]:
-    return list(Activity.objects.filter(kind=Activity.Kind.TOKEN_ISSUED).order_by("pk"))
+    return list(Activity.objects.filter(kind=VaultKind.TOKEN_ISSUED).order_by("pk"))
 
 
 @pytest.fixture
@@ -162,15 +165,17 @@ def test_the_sandbox_google_refuses_to_widen_on_refresh(google_alice, settings):
 
 def test_the_hot_path_never_hands_out_a_token_beyond_the_limit(github_alice):
     """``stored_access_token`` (the agent API's fast path) answers None, so the long way raises."""
-    identity = tokens._resolve_identity(user=github_alice, connection="github", account=None, requested=[])
+    identity = vault_access._resolve_identity(
+        user=github_alice, connection="github", account=None, requested=[]
+    )
     assert (
-        tokens.stored_access_token(
+        vault_access.stored_access_token(
             identity, connection="github", requested=[], min_ttl=60, limit=ScopeLimit(("read:user",))
         )
         is None
     )
     assert (
-        tokens.stored_access_token(
+        vault_access.stored_access_token(
             identity,
             connection="github",
             requested=[],

@@ -23,9 +23,13 @@ from django.utils import timezone
 from social_django.models import UserSocialAuth
 
 import vault
-from accounts.models import Activity, User
+from accounts.models import User
+from activity.models import Activity
 from sandbox import state as sandbox_state
-from vault import agents, tokens
+from vault import agents
+from vault import capture as vault_capture
+from vault import refresh as vault_refresh
+from vault.activity_kinds import VaultKind
 from vault.models import TokenSet
 from vault.testing import expire, http_status, patch_transport, stored_tokens
 
@@ -67,7 +71,7 @@ def the_token_set() -> TokenSet:
 
 
 def issued_count() -> int:
-    return Activity.objects.filter(kind=Activity.Kind.TOKEN_ISSUED).count()
+    return Activity.objects.filter(kind=VaultKind.TOKEN_ISSUED).count()
 
 
 # --- 12.3: min_ttl longer than a token lives ------------------------------------------------------
@@ -131,7 +135,8 @@ def test_capture_never_stores_an_empty_or_non_string_access_token(alice, provide
     identity = UserSocialAuth.objects.get()
     for bad in ("", None, 12345, ["a"], " "):
         assert (
-            tokens.capture_tokens(identity=identity, response={"access_token": bad, "expires_in": 60}) is None
+            vault_capture.capture_tokens(identity=identity, response={"access_token": bad, "expires_in": 60})
+            is None
         )
     assert stored_tokens(token_set) == before
 
@@ -170,7 +175,7 @@ def test_an_access_token_that_does_not_decrypt_flags_the_set_once(client, alice,
     for _ in range(3):
         status, body, _response = token(key, connection=provider)
         assert (status, body["error"]) == (503, "vault_unavailable")
-    errors_logged = [r for r in caplog.records if r.name == "vault.tokens" and r.levelno >= logging.ERROR]
+    errors_logged = [r for r in caplog.records if r.name.startswith("vault.") and r.levelno >= logging.ERROR]
     assert len(errors_logged) == 1, [r.getMessage() for r in errors_logged]
     token_set = the_token_set()
     assert token_set.status == TokenSet.Status.VAULT_FAULT
@@ -202,7 +207,7 @@ def test_a_refresh_token_that_does_not_decrypt_flags_the_set_and_is_not_retried(
         assert (status, body["error"]) == (503, "vault_unavailable")
     assert the_token_set().status == TokenSet.Status.VAULT_FAULT
     assert sandbox_state.refresh_count(SANDBOX[provider]) == 0
-    assert tokens.refresh_expiring(within=600).refreshed == 0
+    assert vault_refresh.refresh_expiring(within=600).refreshed == 0
 
 
 def test_staff_see_the_flag_in_the_admin(client, staff):
@@ -221,7 +226,7 @@ def test_a_token_without_expires_in_gets_the_assumed_lifetime_and_is_renewed(
     identity = UserSocialAuth.objects.get()
     _old_access, refresh = stored_tokens(the_token_set())
     before = timezone.now()
-    tokens.capture_tokens(
+    vault_capture.capture_tokens(
         identity=identity, response={"access_token": "opaque-no-expiry-1", "token_type": "bearer"}
     )
     token_set = the_token_set()
@@ -234,7 +239,7 @@ def test_a_token_without_expires_in_gets_the_assumed_lifetime_and_is_renewed(
     assert "expiry assumed" in page
     # It is renewed early: when the assumed lifetime is nearly over, by cron and on demand.
     expire(token_set, seconds_ago=-100)
-    assert tokens.refresh_expiring(within=600).refreshed == 1
+    assert vault_refresh.refresh_expiring(within=600).refreshed == 1
     assert stored_tokens(token_set)[0] != "opaque-no-expiry-1"
     token_set.refresh_from_db()
     assert not token_set.expiry_assumed  # the sandbox states expires_in
@@ -246,7 +251,9 @@ def test_an_assumed_expiry_without_a_refresh_token_is_not_a_reconnect(client, se
     identity = UserSocialAuth.objects.get()
     token_set = the_token_set()
     TokenSet.objects.filter(pk=token_set.pk).update(refresh_token_encrypted="")
-    tokens.capture_tokens(identity=identity, response={"access_token": "gho_classic", "token_type": "bearer"})
+    vault_capture.capture_tokens(
+        identity=identity, response={"access_token": "gho_classic", "token_type": "bearer"}
+    )
     assert vault.get_access_token(alice, provider).expires_in <= 600
     expire(token_set)
     answer = vault.get_access_token(alice, provider)
@@ -279,7 +286,7 @@ def test_a_slow_provider_is_bounded_by_one_deadline(settings, alice, key, provid
 @pytest.fixture
 def lease_only(monkeypatch):
     """The SQLite strategy, on whichever database runs the tests."""
-    monkeypatch.setattr(tokens, "_uses_row_lock", lambda: False)
+    monkeypatch.setattr(vault_refresh, "uses_row_lock", lambda: False)
 
 
 @pytest.mark.parametrize("provider", ["github"])
@@ -288,7 +295,7 @@ def test_a_dead_lease_is_bounded_by_the_request_deadline(settings, alice, key, p
     token_set = the_token_set()
     expire(token_set)
     # A process claimed the refresh (a lease as long as the code gives one) and died.
-    lease_seconds = tokens._lease_seconds()
+    lease_seconds = vault_refresh.lease_seconds()
     assert lease_seconds <= math.ceil(settings.VAULT_REFRESH_DEADLINE) + 1
     TokenSet.objects.filter(pk=token_set.pk).update(
         lease_id="dead-process", lease_expires_at=timezone.now() + timedelta(seconds=lease_seconds)

@@ -8,8 +8,10 @@ import json
 import pytest
 from django.test import Client, override_settings
 
-from accounts.models import Activity, User
+from accounts.models import User
+from activity.models import Activity
 from vault import agents, keyformat
+from vault.activity_kinds import VaultKind
 from vault.models import ConnectRequest
 
 from .flows import sign_in
@@ -54,7 +56,7 @@ def test_deeply_nested_json_is_a_json_400_not_a_500(alice, key):
     assert _json_answer(response)["error"] == "invalid_request"
     response = _post("/api/v1/connect-requests", body, "application/json", key)
     assert (response.status_code, _json_answer(response)["error"]) == (400, "invalid_request")
-    assert not Activity.objects.filter(kind=Activity.Kind.TOKEN_ISSUED).exists()
+    assert not Activity.objects.filter(kind=VaultKind.TOKEN_ISSUED).exists()
 
 
 def test_a_form_over_djangos_field_limit_is_a_json_400(alice, key):

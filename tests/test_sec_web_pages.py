@@ -14,7 +14,8 @@ from django.conf import settings as django_settings
 from django.test import Client, override_settings
 from django.urls import path as url_path
 
-from accounts.models import Activity, User
+from accounts.models import User
+from activity.models import Activity
 from vault import agents
 from vault.models import ConnectRequest
 

@@ -6,7 +6,9 @@ import pytest
 from django.test import Client
 from social_django.models import UserSocialAuth
 
-from accounts.models import Activity, IdentityDetails, User
+from accounts.activity_kinds import AccountKind
+from accounts.models import IdentityDetails, User
+from activity.models import Activity
 
 from .flows import round_trip, sign_in
 
@@ -57,7 +59,7 @@ def test_first_sign_in_creates_profile_from_that_identity(client):
     page = client.get("/settings/connections/")
     assert page.status_code == 200
     assert f'data-uid="{identity.uid}"' in page.content.decode()
-    assert Activity.objects.filter(user=user, kind=Activity.Kind.LINKED).exists()
+    assert Activity.objects.filter(user=user, kind=AccountKind.LINKED).exists()
 
 
 def test_signing_in_again_lands_on_the_same_profile(client):
@@ -68,7 +70,7 @@ def test_signing_in_again_lands_on_the_same_profile(client):
     assert User.objects.count() == 1
     assert UserSocialAuth.objects.count() == 1
     assert other.get("/settings/connections/").context["user"] == User.objects.get()
-    assert Activity.objects.filter(kind=Activity.Kind.SIGNED_IN).count() == 1
+    assert Activity.objects.filter(kind=AccountKind.SIGNED_IN).count() == 1
 
 
 def test_same_email_gives_the_same_subject_and_different_email_a_new_profile(client):

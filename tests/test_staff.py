@@ -9,7 +9,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from social_django.models import UserSocialAuth
 
-from accounts.models import Activity, User
+from accounts.activity_kinds import AccountKind
+from accounts.models import User
+from activity.models import Activity
 
 from .flows import round_trip, sign_in
 
@@ -69,7 +71,7 @@ def test_admin_unlink_action_keeps_the_rules_and_records_the_staff_actor(alice, 
     )
     # One goes; the other is then the last way to sign in, so it stays.
     assert alice.social_auth.count() == 1
-    record = Activity.objects.get(user=alice, kind=Activity.Kind.UNLINKED)
+    record = Activity.objects.get(user=alice, kind=AccountKind.UNLINKED)
     assert record.actor.username == "root"
 
 
@@ -126,7 +128,7 @@ def test_admin_unlink_action_needs_a_recent_sign_in(alice, staff_client):
     )
     assert response.headers["Location"].startswith("/settings/reauthenticate/?next=")
     assert alice.social_auth.count() == 2
-    assert not Activity.objects.filter(kind=Activity.Kind.UNLINKED).exists()
+    assert not Activity.objects.filter(kind=AccountKind.UNLINKED).exists()
 
 
 def test_accounts_unlink_records_the_staff_actor_and_refuses_anyone_else(alice, capsys):
@@ -136,5 +138,5 @@ def test_accounts_unlink_records_the_staff_actor_and_refuses_anyone_else(alice, 
         call_command("accounts_unlink", str(alice.pk), str(google.pk), "--actor", alice.username)
     assert alice.social_auth.count() == 2
     call_command("accounts_unlink", str(alice.pk), str(google.pk), "--actor", "root")
-    record = Activity.objects.get(user=alice, kind=Activity.Kind.UNLINKED)
+    record = Activity.objects.get(user=alice, kind=AccountKind.UNLINKED)
     assert record.actor.username == "root" and alice.social_auth.count() == 1

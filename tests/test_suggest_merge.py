@@ -14,8 +14,10 @@ from django.test import Client
 from social_django.models import Partial, UserSocialAuth
 
 from accounts import merging
-from accounts.models import Activity, IdentityDetails, User
+from accounts.activity_kinds import AccountKind
+from accounts.models import IdentityDetails, User
 from accounts.signals import profiles_merging
+from activity.models import Activity
 
 from .flows import messages_on, round_trip, sign_in, start
 
@@ -45,7 +47,7 @@ def _separate_profile(email: str, provider: str) -> User:
 def test_verified_email_rules_per_provider(settings):
     from social_django.utils import load_backend, load_strategy
 
-    from accounts.backends import OpenIdConnectAuth
+    from accounts.oidc.backend import OpenIdConnectAuth
 
     strategy = load_strategy()
     google = load_backend(strategy, "google-oauth2", None)
@@ -187,7 +189,7 @@ def test_unexpired_email_change_is_not_trusted(capsys):
 def test_non_verifying_identity_provider_claim_is_not_trusted(settings, rf):
     from social_django.utils import load_strategy
 
-    from accounts.backends import OpenIdConnectAuth
+    from accounts.oidc.backend import OpenIdConnectAuth
     from accounts.pipeline import suggest_existing_profile
 
     sign_in(Client(), "github", email="victim@example.com")
@@ -272,8 +274,8 @@ def test_merge_after_fresh_proof_of_both(client, django_capture_on_commit_callba
     assert sorted(alice.social_auth.values_list("provider", flat=True)) == ["github", "google-oauth2"]
     assert alice.name == "Alice A"
     assert (other.is_active, other.merged_into_id) == (False, alice.pk)
-    assert Activity.objects.filter(user=alice, kind=Activity.Kind.MERGED).exists()
-    assert Activity.objects.filter(user=other, kind=Activity.Kind.MERGED).exists()
+    assert Activity.objects.filter(user=alice, kind=AccountKind.MERGED).exists()
+    assert Activity.objects.filter(user=other, kind=AccountKind.MERGED).exists()
     assert {m.subject for m in mail.outbox} >= {"Another profile was merged into yours"}
     assert any("Merged the other profile" in m for m in messages_on(client))
     # Its token set moved too, re-encrypted for its new owner: Alice gets a working token.
@@ -364,7 +366,7 @@ def test_fault_in_the_middle_of_a_merge_changes_nothing(client):
     finally:
         profiles_merging.disconnect(dispatch_uid="test-explode")
     assert (_state(alice), _state(other)) == before
-    assert not Activity.objects.filter(kind=Activity.Kind.MERGED).exists()
+    assert not Activity.objects.filter(kind=AccountKind.MERGED).exists()
 
 
 # --- 5. concurrency ------------------------------------------------------------------------------
@@ -476,7 +478,7 @@ def test_staff_suggest_and_merge_commands(capsys, monkeypatch):
         call_command("accounts_merge", str(alice.pk), str(other.pk), "--actor", str(other.pk), "--yes")
     call_command("accounts_merge", str(alice.pk), str(other.pk), "--actor", "root", "--yes")
     assert User.objects.get(pk=other.pk).merged_into_id == alice.pk
-    record = Activity.objects.get(user=alice, kind=Activity.Kind.MERGED)
+    record = Activity.objects.get(user=alice, kind=AccountKind.MERGED)
     assert record.actor == staff
     with pytest.raises(CommandError, match="already merged"):
         call_command("accounts_merge", str(alice.pk), str(other.pk), "--actor", "root", "--yes")
@@ -510,7 +512,7 @@ def test_admin_merge_action_asks_then_merges(client):
         },
     )
     assert User.objects.get(pk=other.pk).merged_into_id == alice.pk
-    assert Activity.objects.get(user=alice, kind=Activity.Kind.MERGED).actor == staff
+    assert Activity.objects.get(user=alice, kind=AccountKind.MERGED).actor == staff
 
 
 def test_merge_form_with_a_third_users_identity_moves_nothing(client):
@@ -526,7 +528,7 @@ def test_merge_form_with_a_third_users_identity_moves_nothing(client):
     assert response.status_code == 302
     assert (_state(alice), _state(other), _state(carol)) == before
     assert UserSocialAuth.objects.get(pk=carols.pk).user_id == carol.pk
-    assert not Activity.objects.filter(kind=Activity.Kind.MERGED).exists()
+    assert not Activity.objects.filter(kind=AccountKind.MERGED).exists()
 
 
 def test_a_merge_recorded_as_done_by_someone_must_be_done_by_staff(client):

@@ -18,10 +18,13 @@ from django.test.utils import CaptureQueriesContext
 from social_django.models import UserSocialAuth
 
 import vault
-from accounts import activity
-from accounts.models import Activity, User
+from accounts.activity_kinds import AccountKind
+from accounts.models import User
+from activity import recording
+from activity.models import Activity
 from sandbox import state as sandbox_state
-from vault import agents, keyformat
+from vault import agents, hotpath, keyformat
+from vault.activity_kinds import VaultKind
 from vault.models import TokenSet
 from vault.testing import expire, stored_tokens
 
@@ -58,7 +61,7 @@ def identity(email: str) -> UserSocialAuth:
 
 
 def issued() -> list[Activity]:
-    return list(Activity.objects.filter(kind=Activity.Kind.TOKEN_ISSUED).order_by("id"))
+    return list(Activity.objects.filter(kind=VaultKind.TOKEN_ISSUED).order_by("id"))
 
 
 # --- the same answers as get_access_token -------------------------------------------------------
@@ -196,9 +199,8 @@ def test_the_record_is_committed_at_once_without_waiting_for_the_disk(client):
 
 def test_inside_a_transaction_the_record_keeps_the_transactions_durability(alice):
     with transaction.atomic(), CaptureQueriesContext(connection) as captured:
-        entry = activity.record(
-            kind=Activity.Kind.TOKEN_ISSUED, user=alice, provider="github", message="t", wait_for_disk=False
-        )
+        entry = recording.new_record(kind=VaultKind.TOKEN_ISSUED, user=alice, provider="github", message="t")
+        hotpath.insert_token_issued(entry)
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SHOW synchronous_commit")
@@ -208,8 +210,8 @@ def test_inside_a_transaction_the_record_keeps_the_transactions_durability(alice
 
 
 def test_records_are_append_only_and_complete(alice):
-    entry = activity.record(
-        kind=Activity.Kind.LINKED,
+    entry = recording.record(
+        kind=AccountKind.LINKED,
         user=alice,
         identity=identity("alice@example.com"),
         message="Linked",

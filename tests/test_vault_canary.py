@@ -21,13 +21,13 @@ from django.views.debug import ExceptionReporter
 from social_django.models import UserSocialAuth
 
 import vault
-from accounts.models import Activity
+from activity.models import Activity
 from sandbox.backends import SandboxGithubOAuth2
-from vault import agents, tokens
+from vault import agents, provider_calls
+from vault.capture import capture_tokens
 from vault.keys import generate_key
 from vault.models import TokenSet
 from vault.testing import expire
-from vault.tokens import capture_tokens
 
 from .leaks import cache_contents, decoded_sessions
 
@@ -66,7 +66,7 @@ def test_canary_token_leaks_nowhere(
 
 
 def _exercise(client, staff, caplog, monkeypatch, settings, django_capture_on_commit_callbacks):
-    monkeypatch.setattr(tokens, "RETRY_BACKOFF", (0.0, 0.0))
+    monkeypatch.setattr(provider_calls, "RETRY_BACKOFF", (0.0, 0.0))
     github = UserSocialAuth.objects.get(provider="github")
     capture_tokens(
         identity=github,
@@ -115,7 +115,7 @@ def _exercise(client, staff, caplog, monkeypatch, settings, django_capture_on_co
         "/admin/vault/tokenset/",
         f"/admin/vault/tokenset/{token_set.pk}/change/",
         f"/admin/social_django/usersocialauth/{github.pk}/change/",
-        "/admin/accounts/activity/",
+        "/admin/activity/activity/",
         "/readyz",
     ]
     for path in paths:

@@ -18,9 +18,9 @@ import vault
 from accounts.models import User
 from sandbox import state
 from sandbox.state import token_is_active
+from vault.capture import capture_tokens
 from vault.models import TokenSet
 from vault.testing import expire, stored_tokens
-from vault.tokens import capture_tokens
 
 from .flows import round_trip, sign_in
 

@@ -17,10 +17,13 @@ from social_django.models import UserSocialAuth
 
 import vault
 from accounts.linking import unlink_identity
-from accounts.models import Activity, User
+from accounts.models import User
+from activity.models import Activity
 from sandbox import state
 from sandbox.state import token_is_active
-from vault import tokens
+from vault import provider_calls
+from vault import refresh as vault_refresh
+from vault.activity_kinds import VaultKind
 from vault.models import TokenSet
 from vault.testing import expire, run_in_threads, stored_tokens
 
@@ -35,13 +38,13 @@ STRATEGIES = ["row_lock", "lease"] if "postgresql" in settings.DATABASES["defaul
 
 @pytest.fixture(params=STRATEGIES)
 def strategy(request, monkeypatch):
-    monkeypatch.setattr(tokens, "_uses_row_lock", lambda: request.param == "row_lock")
+    monkeypatch.setattr(vault_refresh, "uses_row_lock", lambda: request.param == "row_lock")
     return request.param
 
 
 @pytest.fixture(autouse=True)
 def _no_retry_pause(monkeypatch):
-    monkeypatch.setattr(tokens, "RETRY_BACKOFF", (0.0, 0.0))
+    monkeypatch.setattr(provider_calls, "RETRY_BACKOFF", (0.0, 0.0))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -81,7 +84,8 @@ def test_concurrent_calls_during_an_outage_do_not_pile_onto_the_provider(client,
 
     results, failures = run_in_threads(10, call)
     assert failures == [] and all(results)
-    assert state.refresh_count("github") == 1 + tokens.MAX_RETRIES  # one caller tried; the rest waited
+    # One caller tried (with its retries); the rest waited.
+    assert state.refresh_count("github") == 1 + provider_calls.MAX_RETRIES
     assert TokenSet.objects.get().status == TokenSet.Status.ACTIVE
 
 
@@ -98,7 +102,7 @@ def test_refresh_racing_a_disconnect_never_writes_to_the_removed_token_set(clien
     provider_answered = threading.Event()
     disconnect_done = threading.Event()
     fresh: dict[str, str] = {}
-    original = tokens._call_provider
+    original = vault_refresh.call_provider
 
     def call_provider_then_wait(token_set_arg, ctx):
         outcome = original(token_set_arg, ctx)
@@ -108,7 +112,7 @@ def test_refresh_racing_a_disconnect_never_writes_to_the_removed_token_set(clien
         disconnect_done.wait(timeout=1.5)
         return outcome
 
-    monkeypatch.setattr(tokens, "_call_provider", call_provider_then_wait)
+    monkeypatch.setattr(vault_refresh, "call_provider", call_provider_then_wait)
     outcome: dict[str, object] = {}
 
     def fetch():
@@ -142,7 +146,7 @@ def test_refresh_racing_a_disconnect_never_writes_to_the_removed_token_set(clien
     assert not TokenSet.objects.filter(provider="github").exists()
     assert not token_is_active("github", fresh["access"])
     assert not token_is_active("github", old_access)
-    revocations = Activity.objects.filter(kind=Activity.Kind.REVOKED, provider="github").count()
+    revocations = Activity.objects.filter(kind=VaultKind.REVOKED, provider="github").count()
     if strategy == "row_lock":
         # The disconnect waited for the refresh, then revoked the fresh tokens it wrote.
         assert outcome.get("token") == fresh["access"]

@@ -14,7 +14,8 @@ from django.test import Client, override_settings
 import vault
 from accounts.models import User
 from vault import crypto, errors
-from vault.keys import KeyRing, parse_keys, readiness_problem
+from vault.key_checks import readiness_problem
+from vault.keys import KeyRing, parse_keys
 from vault.models import TokenSet
 from vault.testing import stored_tokens
 

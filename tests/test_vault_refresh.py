@@ -10,11 +10,14 @@ from django.utils import timezone
 from social_django.models import UserSocialAuth
 
 import vault
-from accounts.models import Activity, User
+from accounts.models import User
+from activity.models import Activity
 from sandbox import state
 from sandbox.backends import SandboxGithubOAuth2, SandboxGoogleOAuth2
 from sandbox.state import token_is_active
-from vault import tokens
+from vault import provider_calls
+from vault import refresh as vault_refresh
+from vault.activity_kinds import VaultKind
 from vault.models import TokenSet
 from vault.testing import expire, http_status, let_pause_pass, patch_transport, stored_tokens, timing_out
 
@@ -27,7 +30,7 @@ SANDBOX = {"github": "github", "google-oauth2": "google"}
 
 @pytest.fixture(autouse=True)
 def _no_retry_pause(monkeypatch):
-    monkeypatch.setattr(tokens, "RETRY_BACKOFF", (0.0, 0.0))
+    monkeypatch.setattr(provider_calls, "RETRY_BACKOFF", (0.0, 0.0))
 
 
 @pytest.fixture(params=["github", "google-oauth2"])
@@ -76,7 +79,7 @@ def test_expiring_token_is_refreshed_and_committed_before_it_is_returned(alice, 
     expire(token_set)
     assert vault.get_access_token(alice, provider).access_token != token.access_token
     assert state.refresh_count(SANDBOX[provider], successful=True) == 2
-    assert Activity.objects.filter(kind=Activity.Kind.TOKEN_REFRESHED).count() == 2
+    assert Activity.objects.filter(kind=VaultKind.TOKEN_REFRESHED).count() == 2
 
 
 def test_min_ttl_asks_for_a_longer_lived_token(alice, provider):
@@ -108,7 +111,7 @@ def test_invalid_grant_means_reconnect_and_no_retry_storm(client, alice, provide
     token_set.refresh_from_db()
     assert token_set.status == TokenSet.Status.RECONNECT_REQUIRED
     assert UserSocialAuth.objects.filter(pk=token_set.identity_id).exists()  # still linked
-    assert Activity.objects.filter(kind=Activity.Kind.REFRESH_FAILED).count() == 1
+    assert Activity.objects.filter(kind=VaultKind.REFRESH_FAILED).count() == 1
     page = client.get("/settings/connections/").content.decode()
     assert 'data-token-status="reconnect_required"' in page and "Reconnect " in page
 
@@ -157,7 +160,7 @@ def test_slow_provider_times_out_into_provider_unavailable(alice, provider, sett
     state.set_failure_mode(SANDBOX[provider], "slow")
     with pytest.raises(vault.ProviderUnavailable) as caught:
         vault.get_access_token(alice, provider)
-    assert caught.value.retry_after == tokens.OUTAGE_RETRY_AFTER
+    assert caught.value.retry_after == provider_calls.OUTAGE_RETRY_AFTER
     assert state.refresh_count(SANDBOX[provider]) == 3
     token_set.refresh_from_db()
     assert token_set.status == TokenSet.Status.ACTIVE and token_set.last_error_code == "timeout"
@@ -176,7 +179,7 @@ def test_rejected_client_credentials_are_a_staff_problem(alice, provider, monkey
     token_set.refresh_from_db()
     assert token_set.status == TokenSet.Status.ACTIVE  # the user's grant is fine
     assert token_set.last_error_code in ("incorrect_client_credentials", "invalid_client")
-    failure = Activity.objects.get(kind=Activity.Kind.REFRESH_FAILED)
+    failure = Activity.objects.get(kind=VaultKind.REFRESH_FAILED)
     assert failure.data["staff"] is True and "staff have been told" in failure.message
 
 
@@ -205,17 +208,17 @@ def test_expired_token_without_refresh_token_needs_reconnect(client, alice, prov
 def test_refresh_expiring_for_cron(alice, provider):
     token_set = _token_set(alice, provider)
     expire(token_set)
-    report = tokens.refresh_expiring(within=600, dry_run=True)
+    report = vault_refresh.refresh_expiring(within=600, dry_run=True)
     assert report.due == 1 and state.refresh_count(SANDBOX[provider]) == 0
-    report = tokens.refresh_expiring(within=600)
+    report = vault_refresh.refresh_expiring(within=600)
     assert (report.due, report.refreshed) == (1, 1)
-    assert tokens.refresh_expiring(within=600).due == 0
+    assert vault_refresh.refresh_expiring(within=600).due == 0
 
 
 @pytest.fixture
 def lease_only(monkeypatch):
     """The SQLite strategy, on whichever database runs the tests."""
-    monkeypatch.setattr(tokens, "_uses_row_lock", lambda: False)
+    monkeypatch.setattr(vault_refresh, "uses_row_lock", lambda: False)
 
 
 @pytest.mark.parametrize("provider", ["github"])
@@ -238,7 +241,7 @@ def test_a_lease_lost_during_the_provider_call_writes_nothing(alice, lease_only,
     expire(token_set)
     before = stored_tokens(token_set)
     version_before = TokenSet.objects.get(pk=token_set.pk).version
-    original = tokens._call_provider
+    original = vault_refresh.call_provider
 
     def slow_call(token_set_arg, ctx):
         outcome = original(token_set_arg, ctx)
@@ -246,7 +249,7 @@ def test_a_lease_lost_during_the_provider_call_writes_nothing(alice, lease_only,
         TokenSet.objects.filter(pk=token_set.pk).update(lease_id="someone-else")
         return outcome
 
-    monkeypatch.setattr(tokens, "_call_provider", slow_call)
+    monkeypatch.setattr(vault_refresh, "call_provider", slow_call)
     with pytest.raises(vault.ProviderUnavailable) as caught:
         vault.get_access_token(alice, "github")
     assert caught.value.retry_after == 1

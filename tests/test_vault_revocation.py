@@ -10,10 +10,12 @@ from django.core.management import call_command
 from django.utils import timezone
 from social_django.models import UserSocialAuth
 
-from accounts.models import Activity, User
+from accounts.models import User
+from activity.models import Activity
 from sandbox.models import AccessToken as SandboxAccessToken
 from sandbox.state import token_is_active
-from vault import revocation
+from vault import revocation, revokers
+from vault.activity_kinds import VaultKind
 from vault.models import TokenSet
 from vault.testing import (
     connection_error,
@@ -56,7 +58,7 @@ def test_disconnect_revokes_at_the_provider_then_erases_the_tokens(
     assert not token_is_active(SANDBOX[provider], access)
     assert not token_is_active(SANDBOX[provider], refresh)
     assert not TokenSet.objects.filter(provider=provider).exists()
-    revoked = Activity.objects.get(kind=Activity.Kind.REVOKED)
+    revoked = Activity.objects.get(kind=VaultKind.REVOKED)
     assert revoked.user == alice and revoked.provider == provider
     # The other identity's tokens are untouched.
     other = TokenSet.objects.get()
@@ -100,7 +102,7 @@ def test_failed_revocation_never_blocks_the_disconnect_and_is_retried_by_vault_r
     pending = TokenSet.objects.get(provider="github")
     assert pending.identity_id is None and pending.status == TokenSet.Status.REVOKE_PENDING
     assert pending.revoke_attempts == 1 and pending.retry_not_before is not None
-    assert Activity.objects.filter(kind=Activity.Kind.REVOKE_FAILED).count() == 1
+    assert Activity.objects.filter(kind=VaultKind.REVOKE_FAILED).count() == 1
     assert token_is_active("github", access)
 
     # Before its pause is over, cron leaves it alone; afterwards it revokes.
@@ -117,7 +119,7 @@ def test_failed_revocation_never_blocks_the_disconnect_and_is_retried_by_vault_r
     assert "Revocations: 1 due, 1 done" in out.getvalue()
     assert not TokenSet.objects.filter(provider="github").exists()
     assert not token_is_active("github", access) and not token_is_active("github", refresh)
-    assert Activity.objects.filter(kind=Activity.Kind.REVOKED).count() == 1
+    assert Activity.objects.filter(kind=VaultKind.REVOKED).count() == 1
 
 
 def test_revocation_gives_up_after_its_attempts(
@@ -131,7 +133,7 @@ def test_revocation_gives_up_after_its_attempts(
     let_pause_pass(pending)
     assert revocation.retry_pending().gave_up == 1
     assert not TokenSet.objects.filter(provider="github").exists()
-    assert Activity.objects.filter(kind=Activity.Kind.REVOKE_FAILED, data__gave_up=True).count() == 1
+    assert Activity.objects.filter(kind=VaultKind.REVOKE_FAILED, data__gave_up=True).count() == 1
 
 
 def test_expired_github_token_still_revokes_the_grant(client, alice, django_capture_on_commit_callbacks):
@@ -143,7 +145,7 @@ def test_expired_github_token_still_revokes_the_grant(client, alice, django_capt
     with django_capture_on_commit_callbacks(execute=True):
         _disconnect(client, token_set.identity)
     assert not token_is_active("github", refresh)
-    assert Activity.objects.get(kind=Activity.Kind.REVOKED).data["outcome"] == "revoked"
+    assert Activity.objects.get(kind=VaultKind.REVOKED).data["outcome"] == "revoked"
 
 
 def test_deleting_a_user_revokes_their_tokens_too(alice, django_capture_on_commit_callbacks):
@@ -204,7 +206,7 @@ class _FakeOidcBackend:
 
 def test_rfc7009_revokes_the_refresh_token_first_then_the_access_token():
     backend = _FakeOidcBackend("https://idp.example/revoke", refuse=("access_token",))
-    result = revocation._revoke_rfc7009(backend, refresh_token="r-1", access_token="a-1", uid="sub")
+    result = revokers.revoke_rfc7009(backend, refresh_token="r-1", access_token="a-1", uid="sub")
     assert result == "revoked"
     assert [(data["token"], data["token_type_hint"]) for _, _, data, _ in backend.sent] == [
         ("r-1", "refresh_token"),
@@ -213,7 +215,7 @@ def test_rfc7009_revokes_the_refresh_token_first_then_the_access_token():
     assert all(method == "POST" and auth == ("client", "secret") for method, _, _, auth in backend.sent)
     # client_secret_post providers get the credentials in the body instead.
     backend = _FakeOidcBackend("https://idp.example/revoke", basic=False)
-    revocation._revoke_rfc7009(backend, refresh_token="", access_token="a-1", uid="sub")
+    revokers.revoke_rfc7009(backend, refresh_token="", access_token="a-1", uid="sub")
     assert backend.sent == [
         (
             "POST",
@@ -228,9 +230,9 @@ def test_rfc7009_revokes_the_refresh_token_first_then_the_access_token():
         )
     ]
     # Discovery without a revocation_endpoint: nothing to call.
-    assert revocation._revoke_rfc7009(
-        _FakeOidcBackend(None), refresh_token="r", access_token="a", uid="s"
-    ) == ("unsupported")
+    assert revokers.revoke_rfc7009(_FakeOidcBackend(None), refresh_token="r", access_token="a", uid="s") == (
+        "unsupported"
+    )
 
 
 def test_google_tokens_already_revoked_elsewhere_count_as_revoked(
@@ -244,4 +246,4 @@ def test_google_tokens_already_revoked_elsewhere_count_as_revoked(
     with django_capture_on_commit_callbacks(execute=True):
         _disconnect(client, identity)
     assert not TokenSet.objects.filter(provider="google-oauth2").exists()
-    assert Activity.objects.get(kind=Activity.Kind.REVOKED).data["outcome"] == "already_invalid"
+    assert Activity.objects.get(kind=VaultKind.REVOKED).data["outcome"] == "already_invalid"

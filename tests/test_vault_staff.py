@@ -11,10 +11,11 @@ from django.test import override_settings
 from social_django.models import UserSocialAuth
 
 import vault
-from accounts.models import Activity
+from activity.models import Activity
 from sandbox import state
 from sandbox.state import token_is_active
-from vault import rotation, tokens
+from vault import provider_calls, rotation
+from vault.activity_kinds import VaultKind
 from vault.models import TokenSet
 from vault.testing import expire, stored_tokens
 
@@ -27,7 +28,7 @@ TEST_2, TEST_1 = "test-2", "test-1"
 
 @pytest.fixture(autouse=True)
 def _no_retry_pause(monkeypatch):
-    monkeypatch.setattr(tokens, "RETRY_BACKOFF", (0.0, 0.0))
+    monkeypatch.setattr(provider_calls, "RETRY_BACKOFF", (0.0, 0.0))
 
 
 def _run(*args) -> str:
@@ -77,7 +78,7 @@ def test_admin_force_refresh_and_revoke_actions(client, staff, django_capture_on
     github.refresh_from_db()
     assert stored_tokens(github)[0] != old_access and github.refreshed_at is not None
     assert state.refresh_count("github") == 1
-    refreshed = Activity.objects.get(kind=Activity.Kind.TOKEN_REFRESHED)
+    refreshed = Activity.objects.get(kind=VaultKind.TOKEN_REFRESHED)
     assert refreshed.actor == staff and refreshed.user == staff
 
     access, refresh = stored_tokens(github)

@@ -7,9 +7,11 @@ Exported lazily: app loading forbids importing models when the package is import
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .access import AccessToken, get_access_token
     from .errors import (
         ConnectionRequired,
         InsufficientScope,
@@ -22,19 +24,21 @@ if TYPE_CHECKING:
         VaultUnavailable,
     )
     from .scopes import ScopeLimit
-    from .tokens import AccessToken, get_access_token
 
-_FROM_TOKENS = {"get_access_token", "AccessToken"}
-_FROM_ERRORS = {
-    "TokenVaultError",
-    "ConnectionRequired",
-    "InsufficientScope",
-    "ReauthorizationRequired",
-    "ProviderUnavailable",
-    "ProviderMisconfigured",
-    "InvalidRequest",
-    "VaultUnavailable",
-    "ScopeLimitExceeded",
+#: Exported name -> the vault module that defines it (imported on first use, after app loading).
+_EXPORTS = {
+    "get_access_token": ".access",
+    "AccessToken": ".access",
+    "TokenVaultError": ".errors",
+    "ConnectionRequired": ".errors",
+    "InsufficientScope": ".errors",
+    "ReauthorizationRequired": ".errors",
+    "ProviderUnavailable": ".errors",
+    "ProviderMisconfigured": ".errors",
+    "InvalidRequest": ".errors",
+    "VaultUnavailable": ".errors",
+    "ScopeLimitExceeded": ".errors",
+    "ScopeLimit": ".scopes",
 }
 
 __all__ = [
@@ -54,16 +58,6 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in _FROM_TOKENS:
-        from . import tokens
-
-        return getattr(tokens, name)
-    if name in _FROM_ERRORS:
-        from . import errors
-
-        return getattr(errors, name)
-    if name == "ScopeLimit":
-        from .scopes import ScopeLimit
-
-        return ScopeLimit
-    raise AttributeError(f"module 'vault' has no attribute {name!r}")
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'vault' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name], __name__), name)

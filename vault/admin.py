@@ -14,7 +14,7 @@ from django.utils.html import format_html
 
 from accounts.providers import provider_title
 
-from . import connect, errors, revocation, tokens
+from . import connect, errors, refresh, revocation
 from .models import AgentKey, ConnectRequest, TokenSet
 
 #: Shown fields: never ``access_token_encrypted`` / ``refresh_token_encrypted`` / ``lease_id``.
@@ -87,7 +87,7 @@ class TokenSetAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request, extra_context=None):
         # Tokens this site cannot decrypt are never given up on (issue 20.4): say so at the top.
-        waiting = revocation.waiting_for_key().count()
+        waiting = TokenSet.objects.waiting_for_key().count()
         if waiting:
             self.message_user(
                 request,
@@ -126,7 +126,7 @@ class TokenSetAdmin(admin.ModelAdmin):
         done, failed = 0, {}
         for token_set_id in queryset.values_list("pk", flat=True):
             try:
-                tokens.force_refresh(token_set_id=token_set_id, actor=request.user)
+                refresh.force_refresh(token_set_id=token_set_id, actor=request.user)
             except errors.TokenVaultError as error:
                 failed[error.code] = failed.get(error.code, 0) + 1
             else:

@@ -12,15 +12,17 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from accounts import activity
 from accounts.locking import InactiveProfile, lock_active_profile
-from accounts.models import Activity, User
+from accounts.models import User
 from accounts.notifications import person_text, send_notice
 from accounts.providers import is_configured, provider_title
-from linking_site import prepared
+from accounts.scopes import MAX_SCOPES, SCOPE_NAME_RULE, is_scope_token
+from activity import recording
+from activity.models import Activity
 
-from . import errors, keyformat, ratelimit
+from . import errors, hotpath, keyformat, ratelimit
 from . import scopes as scope_rules
+from .activity_kinds import VaultKind
 from .models import AgentKey
 
 EXPIRY_CHOICES_DAYS = (1, 7, 30, 90, 365)
@@ -31,7 +33,6 @@ class InvalidKey(errors.TokenVaultError):
     """No usable key: missing, malformed, unknown, revoked, expired, or its user is gone."""
 
     code = "invalid_token"
-    status = 401
     default_message = "The agent key is missing, malformed, expired or revoked."
 
 
@@ -39,7 +40,6 @@ class AccessDenied(errors.TokenVaultError):
     """The key is fine but was not allowed this provider or these scopes."""
 
     code = "access_denied"
-    status = 403
     default_message = "This agent key is not allowed to do that."
 
 
@@ -73,10 +73,10 @@ def create_agent_key(
         raise AgentKeyError(f"Unknown provider: {unknown[0][:40]}.")
     if expires_in_days not in EXPIRY_CHOICES_DAYS:
         raise AgentKeyError(f"Pick an expiry of {', '.join(map(str, EXPIRY_CHOICES_DAYS))} days.")
-    if any(not scope_rules.is_scope_name(s) for values in (scopes or {}).values() for s in values):
-        raise AgentKeyError("Scope names are printable characters without spaces or quotes.")
+    if any(not is_scope_token(s) for values in (scopes or {}).values() for s in values):
+        raise AgentKeyError(f"Scope names are {SCOPE_NAME_RULE}.")
     allowed_scopes = {
-        provider: scope_rules.normalise_requested(values)[:30]
+        provider: scope_rules.normalise_requested(values)[:MAX_SCOPES]
         for provider, values in (scopes or {}).items()
         if provider in providers and values
     }
@@ -102,8 +102,8 @@ def create_agent_key(
             whole_grant=bool(whole_grant) and bool(allowed_scopes),
             expires_at=timezone.now() + timedelta(days=expires_in_days),
         )
-        activity.record(
-            kind=Activity.Kind.AGENT_KEY_CREATED,
+        recording.record(
+            kind=VaultKind.AGENT_KEY_CREATED,
             user=user,
             request=request,
             message=f"Created agent key {name!r} ({row.hint}) for "
@@ -142,8 +142,8 @@ def revoke_agent_key(
             row.revoked_at = timezone.now()
             row.revoked_reason = reason[:200]
             row.save(update_fields=["revoked_at", "revoked_reason"])
-            activity.record(
-                kind=Activity.Kind.AGENT_KEY_REVOKED,
+            recording.record(
+                kind=VaultKind.AGENT_KEY_REVOKED,
                 user=user,
                 request=request,
                 message=f"Revoked agent key {row.name!r} ({row.hint}): {reason}",
@@ -159,36 +159,10 @@ def revoke_all_keys(*, user: User, reason: str) -> int:
         revoked_at=now, revoked_reason=reason[:200]
     )
     if count:
-        activity.record(
-            kind=Activity.Kind.AGENT_KEY_REVOKED, user=user, message=f"Revoked {count} agent key(s): {reason}"
+        recording.record(
+            kind=VaultKind.AGENT_KEY_REVOKED, user=user, message=f"Revoked {count} agent key(s): {reason}"
         )
     return count
-
-
-_KEY_FIELDS = tuple(AgentKey._meta.concrete_fields)
-# Everything but the password hash, which no agent request needs (it stays deferred).
-_USER_FIELDS = tuple(f for f in User._meta.concrete_fields if f.name != "password")
-
-
-def key_columns_sql() -> str:
-    """The columns ``key_from_row`` reads, for a query over ``key_from_sql()``."""
-    return f"{prepared.columns('k', _KEY_FIELDS)}, {prepared.columns('u', _USER_FIELDS)}"
-
-
-def key_from_sql() -> str:
-    """``FROM`` the agent keys (``k``) joined to their users (``u``)."""
-    return f"FROM {prepared.table(AgentKey)} k JOIN {prepared.table(User)} u ON u.id = k.user_id"
-
-
-#: How many columns ``key_columns_sql`` selects.
-KEY_COLUMN_COUNT = len(_KEY_FIELDS) + len(_USER_FIELDS)
-
-
-def key_from_row(row: tuple) -> AgentKey:
-    """The key, with its user loaded, from a row that starts with ``key_columns_sql``'s columns."""
-    key = prepared.model_from_row(AgentKey, _KEY_FIELDS, row[: len(_KEY_FIELDS)])
-    key.user = prepared.model_from_row(User, _USER_FIELDS, row[len(_KEY_FIELDS) : KEY_COLUMN_COUNT])
-    return key
 
 
 def check_usable(key: AgentKey | None) -> AgentKey:
@@ -205,11 +179,7 @@ def authenticate_agent_key(raw_key: str | None) -> AgentKey:
     """
     if not raw_key or not keyformat.is_well_formed(raw_key):
         raise InvalidKey()
-    sql = prepared.statement(
-        "agents.key", lambda: f"SELECT {key_columns_sql()} {key_from_sql()} WHERE k.key_hash = %s"
-    )
-    rows = prepared.fetch_all(sql, [keyformat.key_hash(raw_key)])
-    return check_usable(key_from_row(rows[0]) if rows else None)
+    return check_usable(hotpath.find_agent_key(key_hash=keyformat.key_hash(raw_key)))
 
 
 def authenticate_request(raw_key: str | None, *, ip_address: str | None) -> AgentKey:
@@ -287,8 +257,8 @@ def record_token_issued(
     ip_address: str | None,
 ) -> Activity:
     """Every token handed to an agent is recorded (one row: this is on the token's hot path)."""
-    return activity.record(
-        kind=Activity.Kind.TOKEN_ISSUED,
+    entry = recording.new_record(
+        kind=VaultKind.TOKEN_ISSUED,
         user=key.user,
         provider=connection,
         ip_address=ip_address,
@@ -297,16 +267,17 @@ def record_token_issued(
         message=f"Agent {key.name!r} got a {provider_title(connection)} token"
         + (f" for {account_name}" if account_name else ""),
         data={"agent": key.name, "account_name": account_name, "scopes": list(scopes)},
-        # On the hot path: committed without waiting for the disk (linking_site.prepared.insert).
-        wait_for_disk=False,
     )
+    # On the hot path: committed without waiting for the disk (hotpath.insert_token_issued).
+    hotpath.insert_token_issued(entry)
+    return entry
 
 
 def keys_with_recent_grants(user: User, *, per_key: int = 10) -> list[tuple[AgentKey, list[Activity]]]:
     """The user's keys, newest first, each with the latest tokens it got (for the agents page)."""
     keys = list(AgentKey.objects.filter(user=user))
     grants = Activity.objects.filter(
-        user=user, kind=Activity.Kind.TOKEN_ISSUED, agent_key_id__in=[k.pk for k in keys]
+        user=user, kind=VaultKind.TOKEN_ISSUED, agent_key_id__in=[k.pk for k in keys]
     ).order_by("-created_at", "-id")[: per_key * 20]
     by_key: dict[int, list[Activity]] = {}
     for grant in grants:

@@ -1,5 +1,8 @@
-"""The agent HTTP API (DESIGN.md "Agent HTTP API"): thin views over ``vault.agents``,
-``vault.connect`` and ``vault.get_access_token``.
+"""The agent HTTP API (README "Agent API"): thin views over ``vault.issuing`` (the token),
+``vault.connect`` (connect requests) and ``vault.status`` (connections).
+
+Each view reads its input with ``vault.api_input`` (the JSON body and every field's check) or,
+for the RFC 8693 form, ``vault.token_exchange``, and calls one service.
 
 Every answer is JSON with ``Cache-Control: no-store``; errors carry a stable ``error`` code, a
 description and, where the user can fix it, an ``authorize_url`` with a ``connect_request`` id.
@@ -9,7 +12,6 @@ The agent key is read from the ``Authorization`` header only (or, in the RFC 869
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from functools import wraps
@@ -20,21 +22,18 @@ from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.utils.http import http_date
+from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from accounts.activity import client_ip
-from accounts.providers import is_configured
+from activity.recording import client_ip
 
-from . import agents, connect, errors, issuing
-from . import scopes as scope_rules
+from . import agents, api_input, connect, errors, issuing, token_exchange
+from .limits import MAX_BODY_BYTES
+from .openapi import document
 from .status import connections_for_agent
 
 logger = logging.getLogger(__name__)
-MAX_BODY_BYTES = 16 * 1024
-TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
-ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
-AGENT_KEY_TOKEN_TYPE = "urn:linking-site:params:oauth:token-type:agent-key"
 # Names under which a key must never travel in a URL (logs, proxies and browser history keep them).
 _KEY_PARAMS = {"key", "api_key", "apikey", "agent_key", "access_token", "token", "subject_token", "bearer"}
 
@@ -111,8 +110,6 @@ def api_view(*methods: str) -> Callable:
 def json_error_handler(status: int) -> Callable[..., HttpResponse]:
     """``handler400/404/500`` for requests that fail before or outside a view (middleware, URL
     resolution): JSON under /api/, Django's usual pages elsewhere."""
-    from django.views import defaults
-
     page = {400: defaults.bad_request, 403: defaults.permission_denied, 404: defaults.page_not_found}
     bodies = {
         400: ("invalid_request", "The request could not be read."),
@@ -154,82 +151,21 @@ def _authenticate(request: HttpRequest, raw_key: str | None) -> agents.AgentKey:
     return agents.authenticate_request(raw_key, ip_address=client_ip(request))
 
 
-def _json_body(request: HttpRequest) -> dict[str, Any]:
-    content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        raise errors.InvalidRequest("Send a JSON body with Content-Type: application/json.")
-    try:
-        body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        # RecursionError: a small body of thousands of nested lists is still not a JSON object.
-        raise errors.InvalidRequest("The body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise errors.InvalidRequest("The body must be a JSON object.")
-    return body
-
-
-def _connection(value: object) -> str:
-    if not isinstance(value, str) or not value or len(value) > 64:
-        raise errors.InvalidRequest("'connection' must be a provider name such as \"github\".")
-    if not is_configured(value):
-        raise errors.InvalidRequest(f"Unknown connection {value!r}; /api/v1/openapi.json lists the names.")
-    return value
-
-
-_MISSING = object()
-
-
-def _scopes(value: object) -> list[str]:
-    """JSON ``scopes``: a list of names, exactly as the OpenAPI document says."""
-    if value is _MISSING:
-        return []
-    if not isinstance(value, list) or not all(scope_rules.is_scope_name(s) for s in value):
-        raise errors.InvalidRequest(
-            "'scopes' must be a list of scope names (printable characters, no spaces or quotes)."
-        )
-    if len(value) > 50:
-        raise errors.InvalidRequest("At most 50 scopes.")
-    return scope_rules.normalise_requested(value)
-
-
-def _account(value: object) -> int | None:
-    if value is _MISSING:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
-        raise errors.InvalidRequest("'account' must be an identity id (a positive integer).")
-    return value
-
-
-def _min_ttl(value: object) -> int:
-    if value is _MISSING:
-        return 60
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3600:
-        raise errors.InvalidRequest("'min_ttl' must be a whole number of seconds from 0 to 3600.")
-    return value
-
-
 @sensitive_post_parameters("subject_token")
 @api_view("POST")
 @sensitive_variables("raw_key", "token")
 def token_endpoint(request: HttpRequest) -> HttpResponse:
-    """``POST /api/v1/token``: JSON (DESIGN.md) or an RFC 8693 token-exchange form."""
+    """``POST /api/v1/token``: JSON (README "Agent API") or an RFC 8693 token-exchange form."""
     _refuse_key_in_url(request)
-    content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
-    if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+    if token_exchange.is_exchange(request):
         return _token_exchange(request)
     raw_key = _bearer(request)
     try:
-        body = _json_body(request)
-        asked = {
-            "connection": _connection(body.get("connection")),
-            "scopes": _scopes(body.get("scopes", _MISSING)),
-            "account": _account(body.get("account", _MISSING)),
-            "min_ttl": _min_ttl(body.get("min_ttl", _MISSING)),
-        }
+        asked = api_input.token_request(api_input.json_body(request))
     except errors.InvalidRequest:
         _authenticate(request, raw_key)  # a bad key is answered first, as on every endpoint
         raise
-    token = issuing.issue_token(raw_key=raw_key, ip_address=client_ip(request), **asked)
+    token = issuing.issue_token(raw_key=raw_key, ip_address=client_ip(request), **asked.as_kwargs())
     return _respond(
         {
             "access_token": token.access_token,
@@ -243,88 +179,23 @@ def token_endpoint(request: HttpRequest) -> HttpResponse:
     )
 
 
-# RFC 6749 / 8693 error codes for the vault's codes, with the HTTP status for each.
-_RFC_ERRORS: dict[str, tuple[str, int]] = {
-    "invalid_token": ("invalid_request", 400),
-    "invalid_request": ("invalid_request", 400),
-    "access_denied": ("invalid_target", 400),
-    "connection_required": ("invalid_target", 400),
-    "insufficient_scope": ("invalid_scope", 400),
-    "reauthorization_required": ("invalid_grant", 400),
-    "rate_limited": ("temporarily_unavailable", 429),
-    "not_found": ("invalid_request", 400),
-}
-
-
-def _form_int(value: str | None) -> object:
-    """A form field as a whole number when it is one; otherwise as sent (refused by its check)."""
-    if value is None or value == "":
-        return _MISSING
-    try:
-        return int(value)
-    except ValueError:
-        return value
-
-
-def _login_hint(value: str | None) -> str:
-    if value and len(value) > 254:
-        raise errors.InvalidRequest("'login_hint' must be at most 254 characters.")
-    return value or ""
-
-
-def _rfc_error(error: errors.TokenVaultError) -> JsonResponse:
-    rfc_code, status = _RFC_ERRORS.get(error.code, ("temporarily_unavailable", 503))
-    body: dict[str, Any] = {
-        "error": rfc_code,
-        "error_description": error.message,
-        "linking_site_error": error.code,
-        **error.details,
-    }
-    return _respond(body, status, retry_after=getattr(error, "retry_after", None))
-
-
-@sensitive_variables("header_key", "subject", "token")
+@sensitive_variables("exchange", "token")
 def _token_exchange(request: HttpRequest) -> HttpResponse:
-    """RFC 8693 form: the agent key is the ``subject_token``; answers and errors per RFC 8693/6749."""
-    data = request.POST
+    """RFC 8693 form (``vault.token_exchange``): answers and errors per RFC 8693/6749."""
     try:
-        if data.get("grant_type") != TOKEN_EXCHANGE:
-            return _respond(
-                {"error": "unsupported_grant_type", "error_description": f"Use grant_type={TOKEN_EXCHANGE}."},
-                400,
-            )
-        subject_type = data.get("subject_token_type")
-        if subject_type not in (None, "", AGENT_KEY_TOKEN_TYPE, ACCESS_TOKEN_TYPE):
-            raise errors.InvalidRequest(f"subject_token_type must be {AGENT_KEY_TOKEN_TYPE}.")
-        requested_type = data.get("requested_token_type")
-        if requested_type not in (None, "", ACCESS_TOKEN_TYPE):
-            raise errors.InvalidRequest(f"requested_token_type must be {ACCESS_TOKEN_TYPE}.")
-        header_key = _bearer(request)
-        subject = data.get("subject_token") or header_key
-        if header_key and data.get("subject_token") and header_key != data.get("subject_token"):
-            raise errors.InvalidRequest("The Authorization header and subject_token name different keys.")
-        try:
-            asked = {
-                "connection": _connection(data.get("connection")),
-                "scopes": _scopes((data.get("scope") or "").split()),
-                "min_ttl": _min_ttl(_form_int(data.get("min_ttl"))),
-                "login_hint": _login_hint(data.get("login_hint")),
-            }
-        except errors.InvalidRequest:
-            _authenticate(request, subject)  # a bad key is answered first
-            raise
-        token = issuing.issue_token(raw_key=subject, ip_address=client_ip(request), **asked)
+        exchange = token_exchange.read_form(request, header_key=_bearer(request))
+        if exchange.refusal is not None:
+            _authenticate(request, exchange.subject_key)  # a bad key is answered first
+            raise exchange.refusal
+        token = issuing.issue_token(
+            raw_key=exchange.subject_key, ip_address=client_ip(request), **exchange.fields.as_kwargs()
+        )
+    except token_exchange.UnsupportedGrantType as unsupported:
+        return _respond(unsupported.body, 400)
     except errors.TokenVaultError as error:
-        return _rfc_error(error)
-    return _respond(
-        {
-            "access_token": token.access_token,
-            "issued_token_type": ACCESS_TOKEN_TYPE,
-            "token_type": "Bearer",
-            "expires_in": token.expires_in,
-            "scope": " ".join(token.scopes),
-        }
-    )
+        body, status = token_exchange.error_body(error)
+        return _respond(body, status, retry_after=getattr(error, "retry_after", None))
+    return _respond(token_exchange.answer(token))
 
 
 @api_view("GET")
@@ -340,11 +211,11 @@ def connect_requests_endpoint(request: HttpRequest) -> HttpResponse:
     """``POST /api/v1/connect-requests``: ask the user to link (or grant more to) a provider."""
     _refuse_key_in_url(request)
     key = _authenticate(request, _bearer(request))
-    body = _json_body(request)
+    body = api_input.json_body(request)
     row, created = connect.request_connection(
         agent_key=key,
-        connection=_connection(body.get("connection")),
-        scopes=_scopes(body.get("scopes", _MISSING)),
+        connection=api_input.connection(body.get("connection")),
+        scopes=api_input.scopes(body.get("scopes", api_input.MISSING)),
         reason="requested",
     )
     return _respond(connect.as_dict(row), 201 if created else 200)
@@ -365,8 +236,6 @@ def not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
 
 @api_view("GET")
 def openapi_document(request: HttpRequest) -> HttpResponse:
-    from .openapi import document
-
     response = JsonResponse(document(request))
     response["Cache-Control"] = "public, max-age=300"
     return response

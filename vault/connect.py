@@ -15,13 +15,14 @@ from django.db import transaction
 from django.utils import timezone
 from social_django.models import UserSocialAuth
 
-from accounts import activity
 from accounts.locking import InactiveProfile, lock_active_profile
-from accounts.models import Activity, User
+from accounts.models import User
 from accounts.providers import is_configured, provider_title
+from activity import recording
 
 from . import errors
 from . import scopes as scope_rules
+from .activity_kinds import VaultKind
 from .agents import AgentKey, check_allowed
 from .models import ConnectRequest, TokenSet
 
@@ -102,8 +103,8 @@ def request_connection(
             reason=reason[:32],
             expires_at=now + LIFETIME,
         )
-        activity.record(
-            kind=Activity.Kind.CONNECT_REQUEST,
+        recording.record(
+            kind=VaultKind.CONNECT_REQUEST,
             user=agent_key.user,
             provider=connection,
             message=f"Agent {agent_key.name!r} asked you to connect {provider_title(connection)}"
@@ -220,8 +221,8 @@ def complete(*, request_id: str, user: User) -> ConnectRequest:
         found.completed_at = timezone.now()
         found.identity_id = identity.pk
         found.save(update_fields=["status", "completed_at", "identity_id"])
-        activity.record(
-            kind=Activity.Kind.CONNECT_REQUEST,
+        recording.record(
+            kind=VaultKind.CONNECT_REQUEST,
             user=user,
             identity=identity,
             message=f"Approved agent {found.agent_key.name!r}'s request for {provider_title(found.provider)}",
@@ -236,8 +237,8 @@ def decline(*, request_id: str, user: User) -> ConnectRequest:
         found.status = ConnectRequest.Status.DECLINED
         found.closed_reason = "declined by the user"
         found.save(update_fields=["status", "closed_reason"])
-        activity.record(
-            kind=Activity.Kind.CONNECT_REQUEST,
+        recording.record(
+            kind=VaultKind.CONNECT_REQUEST,
             user=user,
             provider=found.provider,
             message=f"Declined agent {found.agent_key.name!r}'s request for {provider_title(found.provider)}",

@@ -1,6 +1,12 @@
 """The vault's errors: one base class with a stable ``code``, a message a person can read, the HTTP
-status the agent API answers with (DESIGN.md "Contract") and, where a person can fix the problem by
+status the agent API answers with (README "Agent API") and, where a person can fix the problem by
 linking or re-linking an account, an ``authorize_url``.
+
+``ERROR_TABLE`` declares every code an agent can receive, once: its HTTP status, its RFC 6749 /
+RFC 8693 counterpart (the token-exchange form's ``error``), whether it may carry ``Retry-After`` or
+an ``authorize_url``, and what it means. The classes take their status from it and are checked
+against it when defined; the RFC 8693 mapping and the OpenAPI document's error text are generated
+from it; a test holds the README's table to it.
 
 Messages never contain a token, a key or a provider's raw error text.
 """
@@ -8,9 +14,151 @@ Messages never contain a token, a key or a provider's raw error text.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from django.conf import settings
+
+
+@dataclass(frozen=True)
+class ErrorCode:
+    """One row of the error table."""
+
+    code: str
+    #: The agent API's HTTP status (the first); any other status a refinement of it may use.
+    statuses: tuple[int, ...]
+    #: The RFC 6749 / RFC 8693 ``error`` the token-exchange form answers instead, with its status.
+    rfc_error: str
+    rfc_status: int
+    description: str
+    #: May carry ``Retry-After`` (and ``retry_after`` in the body).
+    retry_after: bool = False
+    #: May carry ``authorize_url`` (with ``connect_request`` for an agent): the user can fix it.
+    authorize_url: bool = False
+
+    @property
+    def status(self) -> int:
+        return self.statuses[0]
+
+
+ERROR_TABLE: dict[str, ErrorCode] = {
+    row.code: row
+    for row in (
+        ErrorCode(
+            "invalid_request",
+            (400, 405),
+            "invalid_request",
+            400,
+            "The request is malformed: a bad field (scope names are RFC 6749 scope tokens: printable "
+            "ASCII, no spaces, quotes or backslashes; an unknown `connection`), a key in the URL, or a "
+            "body the server cannot read (nested too deep, too many form fields, over 16 kB, a broken "
+            "encoding); 405 for a wrong method.",
+        ),
+        ErrorCode(
+            "invalid_token",
+            (401,),
+            "invalid_request",
+            400,
+            "The agent key is missing, malformed, expired or revoked.",
+        ),
+        ErrorCode(
+            "access_denied",
+            (403,),
+            "invalid_target",
+            400,
+            "The key may not use that provider or scope; with `reason` `grant_exceeds_key_scopes`, "
+            "`allowed_scopes` and `scopes_beyond_limit` when the account granted more than the key's "
+            "scope limit and the provider cannot narrow a token (GitHub, OpenID Connect).",
+        ),
+        ErrorCode(
+            "connection_required",
+            (403,),
+            "invalid_target",
+            400,
+            "No linked account for the provider (with `required_scopes`): the user links one at "
+            "`authorize_url`.",
+            authorize_url=True,
+        ),
+        ErrorCode(
+            "insufficient_scope",
+            (403,),
+            "invalid_scope",
+            400,
+            "The linked account has not granted the scopes asked for (`granted_scopes`, "
+            "`required_scopes`): the user grants more at `authorize_url`.",
+            authorize_url=True,
+        ),
+        ErrorCode(
+            "reauthorization_required",
+            (403,),
+            "invalid_grant",
+            400,
+            "The provider no longer honours the stored grant (revoked, expired refresh token): the user "
+            "connects the account again at `authorize_url`.",
+            authorize_url=True,
+        ),
+        ErrorCode(
+            "not_found",
+            (404,),
+            "invalid_request",
+            400,
+            "Nothing at this address, or nothing of this key's there (also an id of the wrong shape).",
+        ),
+        ErrorCode(
+            "rate_limited",
+            (429,),
+            "temporarily_unavailable",
+            429,
+            "The key, its user or its address asked too often; retry after `Retry-After` seconds.",
+            retry_after=True,
+        ),
+        ErrorCode(
+            "provider_unavailable",
+            (503,),
+            "temporarily_unavailable",
+            503,
+            "The provider timed out, failed or rate-limited the site; nothing was changed. A refresh "
+            "(retries and waiting for another caller's refresh included) gives up after "
+            "`VAULT_REFRESH_DEADLINE`, 10 s by default.",
+            retry_after=True,
+        ),
+        ErrorCode(
+            "provider_misconfigured",
+            (503,),
+            "temporarily_unavailable",
+            503,
+            "The provider rejected the site's client credentials: the site's staff must act.",
+        ),
+        ErrorCode(
+            "vault_unavailable",
+            (503,),
+            "temporarily_unavailable",
+            503,
+            "The vault cannot read its own data (the site's staff must act); with `Retry-After` when the "
+            "database or the rate-limit store did not answer; with `authorize_url` when the stored token "
+            "cannot be used (it did not decrypt, or is blank): the account is flagged and must be "
+            "reconnected.",
+            retry_after=True,
+            authorize_url=True,
+        ),
+        ErrorCode(
+            "server_error",
+            (500,),
+            "server_error",
+            500,
+            "Something went wrong on the site's side (answered in JSON like every error under `/api/`).",
+        ),
+    )
+}
+
+#: What the token-exchange form answers for an error the table does not know (the base class).
+_RFC_FALLBACK = ("temporarily_unavailable", 503)
+
+
+def rfc_error(code: str) -> tuple[str, int]:
+    """The RFC 6749 / RFC 8693 ``error`` and HTTP status the token-exchange form answers for ``code``."""
+    row = ERROR_TABLE.get(code)
+    return (row.rfc_error, row.rfc_status) if row else _RFC_FALLBACK
 
 
 def authorize_url(provider: str, scopes: Iterable[str] = ()) -> str:
@@ -35,6 +183,22 @@ class TokenVaultError(Exception):
     status = 500
     default_message = "The token vault could not complete the request."
 
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        """A class's code must be in ``ERROR_TABLE``; its status comes from there (or is one the
+        table lists for it); a class that says when to retry must have a code that may say so."""
+        super().__init_subclass__(**kwargs)
+        if cls.code == TokenVaultError.code:
+            return  # an abstract refinement (``RetryLater``): checked where a code is given
+        row = ERROR_TABLE.get(cls.code)
+        if row is None:
+            raise TypeError(f"{cls.__name__}: error code {cls.code!r} is not in vault.errors.ERROR_TABLE")
+        if "code" in cls.__dict__ and "status" not in cls.__dict__:
+            cls.status = row.status
+        if cls.status not in row.statuses:
+            raise TypeError(f"{cls.__name__}: status {cls.status} is not one ERROR_TABLE gives {cls.code!r}")
+        if hasattr(cls, "default_retry_after") and not row.retry_after:
+            raise TypeError(f"{cls.__name__}: ERROR_TABLE says {cls.code!r} carries no Retry-After")
+
     def __init__(
         self,
         message: str | None = None,
@@ -50,7 +214,7 @@ class TokenVaultError(Exception):
         super().__init__(self.message)
 
     def as_dict(self) -> dict[str, object]:
-        """The agent API's error body (DESIGN.md): code, description, and the fix where there is one."""
+        """The agent API's error body (README "Agent API"): code, description, and any fix."""
         body: dict[str, object] = {"error": self.code, "error_description": self.message}
         if self.authorize_url:
             body["authorize_url"] = self.authorize_url
@@ -65,7 +229,6 @@ class InvalidRequest(TokenVaultError):
     """The caller asked for something malformed (unknown connection name, bad ``min_ttl``...)."""
 
     code = "invalid_request"
-    status = 400
     default_message = "The request is not valid."
 
 
@@ -73,7 +236,6 @@ class NotFound(TokenVaultError):
     """Nothing at that address, or nothing of this agent's there (the two are answered alike)."""
 
     code = "not_found"
-    status = 404
     default_message = "There is nothing at this address."
 
 
@@ -81,7 +243,6 @@ class ConnectionRequired(TokenVaultError):
     """The user has no (such) linked account for the provider; linking one fixes it."""
 
     code = "connection_required"
-    status = 403
     default_message = "No linked account for this provider."
 
 
@@ -89,7 +250,6 @@ class InsufficientScope(TokenVaultError):
     """The linked account's grant lacks scopes that were asked for; an incremental grant fixes it."""
 
     code = "insufficient_scope"
-    status = 403
     default_message = "The linked account has not granted the access that was asked for."
 
     def __init__(
@@ -120,7 +280,6 @@ class ScopeLimitExceeded(TokenVaultError):
     """
 
     code = "access_denied"
-    status = 403
     reason = "grant_exceeds_key_scopes"
     default_message = "The linked account granted more than this key may receive."
 
@@ -152,7 +311,6 @@ class ReauthorizationRequired(TokenVaultError):
     """The provider no longer honours the stored grant (revoked, expired refresh token...)."""
 
     code = "reauthorization_required"
-    status = 403
     default_message = "The linked account must be connected again."
 
 
@@ -173,7 +331,6 @@ class ProviderUnavailable(RetryLater):
     """The provider timed out, failed or rate-limited us; nothing was changed; retry later."""
 
     code = "provider_unavailable"
-    status = 503
     default_message = "The provider is unavailable right now. Try again later."
 
 
@@ -181,7 +338,6 @@ class ProviderMisconfigured(TokenVaultError):
     """The provider rejected this site's client credentials: a fault for staff, not the user."""
 
     code = "provider_misconfigured"
-    status = 503
     default_message = (
         "This site's connection to the provider is misconfigured; the site's staff have been told."
     )
@@ -191,7 +347,6 @@ class VaultUnavailable(TokenVaultError):
     """The vault cannot read its own data: keys missing or a stored value that does not verify."""
 
     code = "vault_unavailable"
-    status = 503
     default_message = "The token vault is unavailable; the site's staff have been told."
 
 
@@ -219,7 +374,6 @@ class RateLimited(RetryLater):
     """An agent key, its user or its address asked too often."""
 
     code = "rate_limited"
-    status = 429
     default_message = "Too many requests; wait and retry."
     default_retry_after = 60
 

@@ -12,17 +12,14 @@ connect request in ``error.details``: the URL the agent shows its user.
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.views.decorators.debug import sensitive_variables
 
 from accounts import linking
-from linking_site import prepared
 
-from . import agents, connect, errors, keyformat, tokens
+from . import access, agents, connect, errors, hotpath, keyformat
+from .access import AccessToken
 from .models import AgentKey
 from .scopes import ScopeLimit
-from .tokens import AccessToken
 
 ACTIONABLE = (errors.ConnectionRequired, errors.InsufficientScope, errors.ReauthorizationRequired)
 
@@ -45,23 +42,23 @@ def issue_token(
     """
     if not raw_key or not keyformat.is_well_formed(raw_key):
         agents.refuse_key(ip_address=ip_address)
-    rows = prepared.fetch_all(
-        _lookup_sql(by_account=account is not None), _lookup_params(raw_key, connection, account)
+    found = hotpath.find_key_and_account(
+        key_hash=keyformat.key_hash(raw_key), provider=connection, account_id=account
     )
     try:
-        key = agents.check_usable(agents.key_from_row(rows[0]) if rows else None)
+        key = agents.check_usable(found.key)
     except agents.InvalidKey:
         agents.refuse_key(ip_address=ip_address)
     agents.admit(key, ip_address=ip_address)
     agents.check_allowed(key, connection=connection, scopes=scopes)
-    # The key's scope limit goes into the vault's own rule (``tokens.enforce_scope_limit``) on both
+    # The key's scope limit goes into the vault's own rule (``access.enforce_scope_limit``) on both
     # paths, so the hot path and ``get_access_token`` cannot disagree about what a key may hold.
     limit = agents.scope_limit(key, connection=connection)
 
     token = None
     if not login_hint.strip():
-        token = tokens.stored_access_token(
-            tokens.accounts_from_rows(rows, agents.KEY_COLUMN_COUNT),
+        token = access.stored_access_token(
+            found.account,
             connection=connection,
             requested=scopes,
             min_ttl=min_ttl,
@@ -88,24 +85,6 @@ def issue_token(
     return token
 
 
-def _lookup_sql(*, by_account: bool) -> str:
-    return prepared.statement(
-        f"issuing.lookup.{by_account}", lambda: _build_lookup_sql(by_account=by_account)
-    )
-
-
-def _build_lookup_sql(*, by_account: bool) -> str:
-    return (
-        f"SELECT {agents.key_columns_sql()}, {tokens.account_columns_sql()} {agents.key_from_sql()} "
-        + tokens.accounts_join_sql(user_column="k.user_id", by_account=by_account)
-        + " WHERE k.key_hash = %s ORDER BY i.id"
-    )
-
-
-def _lookup_params(raw_key: str, connection: str, account: int | None) -> list[Any]:
-    return [connection, *([account] if account is not None else []), keyformat.key_hash(raw_key)]
-
-
 def _token_the_long_way(
     key: AgentKey,
     *,
@@ -120,7 +99,7 @@ def _token_the_long_way(
     try:
         if login_hint.strip():
             account = _account_from_hint(key, connection, login_hint)
-        return tokens.get_access_token(
+        return access.get_access_token(
             key.user, connection, scopes=scopes, account=account, min_ttl=min_ttl, limit=limit
         )
     except ACTIONABLE as error:

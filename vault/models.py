@@ -9,15 +9,25 @@ Its ciphertexts stay valid because they are bound to this row and to ``owner_id`
 
 from __future__ import annotations
 
+import logging
 import secrets
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
+from django.db.models import F
 from django.utils import timezone
 from social_django.models import UserSocialAuth
 
 from . import crypto
-from .keys import KeyRing
+from .keys import KeyRing, get_keyring
+from .querysets import TokenSetQuerySet
+
+if TYPE_CHECKING:
+    from .responses import TokenResponse
+
+logger = logging.getLogger(__name__)
 
 
 class TokenSet(models.Model):
@@ -83,6 +93,8 @@ class TokenSet(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = TokenSetQuerySet.as_manager()
+
     class Meta:
         verbose_name = "token set"
         indexes = [models.Index(fields=["status", "expires_at"])]
@@ -92,8 +104,6 @@ class TokenSet(models.Model):
 
     def __repr__(self) -> str:
         return f"<TokenSet #{self.pk} {self.provider} {self.status}>"
-
-    # --- encrypted values ----------------------------------------------------------------------
 
     def binding(self, field: str) -> crypto.Binding:
         if self.pk is None:
@@ -112,8 +122,6 @@ class TokenSet(models.Model):
         Callers that keep a stored refresh token read it first and pass it back, so both values
         always name the same key and owner.
         """
-        from .keys import get_keyring
-
         keyring = keyring or get_keyring()
         self.access_token_encrypted = crypto.encrypt(
             access_token, binding=self.binding("access_token"), keyring=keyring
@@ -155,6 +163,145 @@ class TokenSet(models.Model):
     @property
     def is_detached(self) -> bool:
         return self.identity_id is None
+
+    def _clear_lease(self) -> None:
+        self.lease_id, self.lease_expires_at = "", None
+
+    def mark_active(
+        self,
+        *,
+        response: TokenResponse,
+        refresh_token: str | None,
+        owner_id: int,
+        scopes: list[str] | None,
+        scopes_reported: bool = True,
+        refreshed: bool = False,
+        keyring: KeyRing | None = None,
+    ) -> None:
+        """The one write of new tokens (a sign-in's capture, a refresh): encrypted for ``owner_id``,
+        expiry and type from the parsed ``response``, every error, pause, fault and lease cleared.
+
+        ``scopes`` None keeps the stored grant (a refresh that named no scopes, RFC 6749 5.1);
+        ``refresh_token`` is the new one or the stored one the caller read back.
+        """
+        self.owner_id = owner_id  # (re)bound to the identity's current owner
+        self.set_tokens(access_token=response.access_token, refresh_token=refresh_token, keyring=keyring)
+        # A sign-in without a type is a bearer token; a refresh without one keeps the type it had.
+        self.token_type = response.token_type or (self.token_type if refreshed else "") or "Bearer"
+        if scopes is not None:
+            self.scopes, self.scopes_reported = scopes, scopes_reported
+        self.expires_at, self.expiry_assumed = response.expires_at, response.expiry_assumed
+        self.issued_at = response.received_at
+        if refreshed:
+            self.refreshed_at = timezone.now()
+        self.status = self.Status.ACTIVE
+        self.fault_keyring = ""
+        self.last_error_code, self.last_error_at = "", None
+        self.retry_not_before = None
+        self._clear_lease()
+        self.version += 1
+        self.save()
+
+    def rebind(self, *, owner_id: int, access_token: str, refresh_token: str | None) -> None:
+        """Re-encrypt the same tokens bound to ``owner_id`` (the identity moved to another user)."""
+        self.owner_id = owner_id
+        self.set_tokens(access_token=access_token, refresh_token=refresh_token)
+        self.version += 1
+        self.save()
+
+    def mark_reconnect_required(self, *, code: str) -> None:
+        """The provider refused to renew (or nothing can): later calls fail fast from the status."""
+        self.status = self.Status.RECONNECT_REQUIRED
+        self.last_error_code, self.last_error_at = code[:64], timezone.now()
+        self._clear_lease()
+        self.version += 1
+        self.save()
+
+    def note_refresh_error(self, *, code: str, retry_after: int | None = None) -> None:
+        """A refresh failed without changing what the tokens are: remember why, and pause further
+        refreshes ``retry_after`` seconds (an outage, rejected client credentials)."""
+        now = timezone.now()
+        self.last_error_code, self.last_error_at = code[:64], now
+        if retry_after is not None:
+            self.retry_not_before = now + timedelta(seconds=retry_after)
+        self._clear_lease()
+        self.save()
+
+    def flag_vault_fault(self, *, code: str, fingerprint: str = "") -> bool:
+        """Mark the set ``vault_fault`` (staff see it in the admin and ``vault_status``, the person
+        sees "Reconnect"); later requests fail fast from the status. Conditional on the version
+        read, so tokens a concurrent refresh or reconnect just wrote are not flagged; a set already
+        flagged under the same keys is left alone. ``fingerprint`` names the keys a value did not
+        decrypt under: the set is tried once more when they change. Returns whether it flagged."""
+        flagged = (
+            TokenSet.objects.filter(pk=self.pk, version=self.version)
+            .exclude(status=self.Status.VAULT_FAULT, fault_keyring=fingerprint)
+            .update(
+                status=self.Status.VAULT_FAULT,
+                last_error_code=code[:64],
+                last_error_at=timezone.now(),
+                fault_keyring=fingerprint,
+                version=F("version") + 1,
+            )
+        )
+        if flagged:
+            self.status, self.fault_keyring, self.last_error_code = self.Status.VAULT_FAULT, fingerprint, code
+            self.version += 1
+            logger.error(
+                "Token set %s (%s) flagged vault_fault (%s): not handed out or refreshed until reconnected%s",
+                self.pk,
+                self.provider,
+                code,
+                " or until the vault keys change" if fingerprint else "",
+            )
+        return bool(flagged)
+
+    def clear_vault_fault(self) -> bool:
+        """The set decrypts under the current keys again: back to active (conditional, like the flag)."""
+        cleared = TokenSet.objects.filter(
+            pk=self.pk, version=self.version, status=self.Status.VAULT_FAULT
+        ).update(
+            status=self.Status.ACTIVE,
+            last_error_code="",
+            last_error_at=None,
+            fault_keyring="",
+            version=F("version") + 1,
+        )
+        if cleared:
+            self.status, self.fault_keyring = self.Status.ACTIVE, ""
+            self.version += 1
+            logger.info("Token set %s decrypts under the current vault keys again: fault cleared", self.pk)
+        return bool(cleared)
+
+    def detach_for_revocation(self) -> None:
+        """Keep the tokens, without their identity, until they are revoked at the provider."""
+        self.identity = None
+        self.status = self.Status.REVOKE_PENDING
+        self.detached_at = timezone.now()
+        self._clear_lease()
+        self.retry_not_before = None
+        self.revoke_attempts = 0
+        self.version += 1
+        self.save()
+
+    @classmethod
+    def create_detached(cls, *, owner_id: int, provider: str, uid: str, response: TokenResponse) -> TokenSet:
+        """A new set waiting for revocation, holding tokens no identity keeps (a refused flow's, a
+        refresh's whose identity went away meanwhile, a merged-away profile's plaintext ones).
+        Its expiry is the provider's own or none: a guessed one could let the revocation be skipped."""
+        orphan = cls.objects.create(
+            identity=None,
+            owner_id=owner_id,
+            provider=provider,
+            uid=str(uid or "")[:255],
+            status=cls.Status.REVOKE_PENDING,
+            detached_at=timezone.now(),
+            token_type=response.token_type,
+        )
+        orphan.set_tokens(access_token=response.access_token, refresh_token=response.refresh_token)
+        orphan.expires_at = response.expires_at if not response.expiry_assumed else None
+        orphan.save()
+        return orphan
 
 
 class AgentKey(models.Model):

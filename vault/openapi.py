@@ -1,7 +1,9 @@
 """The OpenAPI 3 document of the agent API, served at ``/api/v1/openapi.json``.
 
 Kept by hand next to the views it describes; ``tests/test_agent_openapi.py`` checks the running
-API against it with schemathesis.
+API against it with schemathesis. The error codes, their statuses and descriptions come from
+``vault.errors.ERROR_TABLE``, and the bounds from ``vault.limits`` and ``accounts.scopes``, so the
+document cannot drift from what the views answer.
 """
 
 from __future__ import annotations
@@ -12,14 +14,31 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from accounts.providers import configured_providers
+from accounts.scopes import MAX_SCOPE_LENGTH, MAX_SCOPES, SCOPE_NAME_RULE
+
+from .errors import ERROR_TABLE
+from .limits import MAX_LOGIN_HINT_LENGTH, MAX_MIN_TTL
+from .token_exchange import TOKEN_EXCHANGE
+
+#: The token-exchange form's RFC 6749 codes: those the table maps to, and a wrong ``grant_type``'s.
+_RFC_CODES = sorted({row.rfc_error for row in ERROR_TABLE.values()} | {"unsupported_grant_type"})
 
 _ERROR = {
     "type": "object",
     "required": ["error", "error_description"],
     "properties": {
-        "error": {"type": "string", "description": "A stable code (see the descriptions of the responses)."},
+        "error": {
+            "type": "string",
+            "enum": sorted(set(ERROR_TABLE) | set(_RFC_CODES)),
+            "description": "A stable code (see the descriptions of the responses); RFC 6749 codes in the "
+            "RFC 8693 form.",
+        },
         "error_description": {"type": "string"},
-        "linking_site_error": {"type": "string", "description": "RFC 8693 form only: the site's own code."},
+        "linking_site_error": {
+            "type": "string",
+            "enum": list(ERROR_TABLE),
+            "description": "RFC 8693 form only: the site's own code.",
+        },
         "authorize_url": {"type": "string", "format": "uri"},
         "connect_request": {"type": "string"},
         "required_scopes": {"type": "array", "items": {"type": "string"}},
@@ -36,28 +55,23 @@ _ERROR = {
 }
 
 
+def _error_text(status: int) -> str:
+    """What the codes answered with ``status`` mean (``ERROR_TABLE``)."""
+    return " ".join(
+        f"`{row.code}`: {row.description}" for row in ERROR_TABLE.values() if status in row.statuses
+    )
+
+
 def _error_responses(*statuses: int) -> dict[str, Any]:
-    text = {
-        400: "`invalid_request`: the request is malformed.",
-        401: "`invalid_token`: the agent key is missing, malformed, expired or revoked.",
-        403: "`access_denied` (the key may not do this; with `reason` `grant_exceeds_key_scopes`, "
-        "`allowed_scopes` and `scopes_beyond_limit` when the account granted more than the key's scope limit "
-        "and the provider cannot narrow a token: GitHub, OpenID Connect), or `connection_required`, "
-        "`insufficient_scope`, `reauthorization_required` with `authorize_url` and `connect_request` for the "
-        "user to fix it.",
-        404: "`not_found`.",
-        429: "`rate_limited`, with `Retry-After`.",
-        503: "`provider_unavailable` (with `Retry-After`; a refresh, retries and waiting for another "
-        "caller's refresh included, gives up after `VAULT_REFRESH_DEADLINE`, 10 s by default), "
-        "`provider_misconfigured`, or `vault_unavailable` (with `Retry-After` when the rate-limit store did "
-        "not answer; with `authorize_url` when the stored token cannot be used (it did not decrypt, or is "
-        "blank): the account is flagged and must be reconnected).",
-    }
     retry_after = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
     return {
         str(status): {
-            "description": text[status],
-            **({"headers": retry_after} if status in (429, 503) else {}),
+            "description": _error_text(status),
+            **(
+                {"headers": retry_after}
+                if any(row.retry_after and status in row.statuses for row in ERROR_TABLE.values())
+                else {}
+            ),
             "content": _json({"$ref": "#/components/schemas/Error"}),
         }
         for status in statuses
@@ -67,7 +81,7 @@ def _error_responses(*statuses: int) -> dict[str, Any]:
 _MIN_TTL = {
     "type": "integer",
     "minimum": 0,
-    "maximum": 3600,
+    "maximum": MAX_MIN_TTL,
     "description": "Seconds the token must stay valid; refreshed first if it would not. When longer than the "
     "provider's tokens live (Google: 3599 s), a token is not refreshed again until it is 5 minutes (or half "
     "its lifetime) old: the answer's `expires_in` is then shorter than `min_ttl`.",
@@ -88,11 +102,11 @@ def document(request: HttpRequest | None = None) -> dict[str, Any]:
     scope_name = {
         "type": "string",
         "minLength": 1,
-        "maxLength": 200,
+        "maxLength": MAX_SCOPE_LENGTH,
         "pattern": r"^[\x21\x23-\x5b\x5d-\x7e]+$",
-        "description": "An RFC 6749 scope token: printable ASCII without spaces, quotes or backslashes.",
+        "description": f"An RFC 6749 scope token: {SCOPE_NAME_RULE}.",
     }
-    scopes = {"type": "array", "items": scope_name, "maxItems": 50}
+    scopes = {"type": "array", "items": scope_name, "maxItems": MAX_SCOPES}
     connect_request = {
         "type": "object",
         "required": ["id", "status", "authorize_url", "connection", "scopes", "expires_at"],
@@ -153,21 +167,20 @@ def document(request: HttpRequest | None = None) -> dict[str, Any]:
                                 "schema": {
                                     "type": "object",
                                     "description": "RFC 8693 token exchange; the agent key is the subject_token "
-                                    "(or the Bearer header). Answers follow RFC 8693; errors RFC 6749 "
-                                    "(`invalid_request`, `invalid_target`, `invalid_scope`, `invalid_grant`, "
-                                    "`unsupported_grant_type`, `temporarily_unavailable`), with the site's own "
-                                    "code in `linking_site_error`.",
+                                    "(or the Bearer header). Answers follow RFC 8693; errors RFC 6749 ("
+                                    + ", ".join(f"`{code}`" for code in _RFC_CODES)
+                                    + "), with the site's own code in `linking_site_error`.",
                                     "required": ["grant_type", "connection"],
                                     "properties": {
                                         "grant_type": {
                                             "type": "string",
-                                            "enum": ["urn:ietf:params:oauth:grant-type:token-exchange"],
+                                            "enum": [TOKEN_EXCHANGE],
                                         },
                                         "subject_token": {"type": "string"},
                                         "subject_token_type": {"type": "string"},
                                         "requested_token_type": {"type": "string"},
                                         "connection": connection,
-                                        "login_hint": {"type": "string", "maxLength": 254},
+                                        "login_hint": {"type": "string", "maxLength": MAX_LOGIN_HINT_LENGTH},
                                         "scope": {
                                             "type": "string",
                                             "description": "Space-separated scope names.",

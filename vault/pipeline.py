@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 from social_core.exceptions import AuthException
@@ -22,9 +23,11 @@ from social_core.exceptions import AuthException
 from accounts.locking import InactiveProfile
 from accounts.pipeline import SECRET_EXTRA_DATA_KEYS
 
+from .capture import capture_tokens
 from .errors import VaultUnavailable
-from .revocation import detach_for_revocation
-from .tokens import capture_tokens
+from .models import TokenSet
+from .responses import parse_token_response
+from .revocation import detach_for_revocation, revoke_after_commit
 
 logger = logging.getLogger(__name__)
 
@@ -81,40 +84,14 @@ def revoke_unkept_tokens(
     removed identity's, and one revocation attempt is made after commit; ``vault_refresh`` retries
     with back-off. ``owner_id`` 0 means nobody was signed in. Returns the token set's id.
     """
-    from datetime import timedelta
-
-    from django.db import transaction
-
-    from .models import TokenSet
-    from .revocation import revoke_after_commit
-
-    access = tokens.get("access_token")
-    if not isinstance(access, str) or not access:
+    parsed = parse_token_response(tokens)
+    if not parsed.access_token:
         return None
-    refresh = tokens.get("refresh_token")
-    try:
-        expires_in = int(tokens.get("expires_in"))
-    except (TypeError, ValueError):
-        expires_in = None
-    now = timezone.now()
     try:
         with transaction.atomic():
-            orphan = TokenSet.objects.create(
-                identity=None,
-                owner_id=owner_id or 0,
-                provider=provider,
-                uid=str(uid or "")[:255],
-                status=TokenSet.Status.REVOKE_PENDING,
-                detached_at=now,
-                token_type=str(tokens.get("token_type") or "")[:40],
+            orphan = TokenSet.create_detached(
+                owner_id=owner_id or 0, provider=provider, uid=str(uid or ""), response=parsed
             )
-            orphan.set_tokens(
-                access_token=access, refresh_token=refresh if isinstance(refresh, str) and refresh else None
-            )
-            # An absurd lifetime (a provider's mistake) is not stored; revocation does not need it.
-            bounded = expires_in is not None and 0 < expires_in < 10**8
-            orphan.expires_at = now + timedelta(seconds=expires_in) if bounded else None
-            orphan.save()
             revoke_after_commit(orphan.pk)
     except VaultUnavailable as error:
         # No key to keep them under: they cannot be stored or retried, only expire at the provider.

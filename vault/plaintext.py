@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from django.core import checks
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -25,8 +26,11 @@ from social_django.models import UserSocialAuth
 from accounts.locking import InactiveProfile
 from accounts.pipeline import SECRET_EXTRA_DATA_KEYS
 
+from .capture import capture_tokens
 from .locking import lock_identity_chain
 from .models import TokenSet
+from .responses import parse_token_response
+from .revocation import revoke_after_commit
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +83,6 @@ def _expiry(
 
 @sensitive_variables()
 def _import_one(identity_id: int, report: ImportReport) -> None:
-    from .revocation import revoke_after_commit
-    from .tokens import capture_tokens
-
     with transaction.atomic():
         locked = lock_identity_chain(identity_id=identity_id)  # the one lock order
         identity = locked.identity
@@ -108,16 +109,12 @@ def _import_one(identity_id: int, report: ImportReport) -> None:
                 report.moved += 1
             except InactiveProfile:
                 # A merged-away or deactivated profile gets nothing attached: revoke them instead.
-                orphan = TokenSet.objects.create(
-                    identity=None,
+                orphan = TokenSet.create_detached(
                     owner_id=identity.user_id,
                     provider=identity.provider,
                     uid=identity.uid,
-                    status=TokenSet.Status.REVOKE_PENDING,
-                    detached_at=timezone.now(),
+                    response=parse_token_response(response, received_at=received_at),
                 )
-                orphan.set_tokens(access_token=access, refresh_token=refresh)
-                orphan.save()
                 revoke_after_commit(orphan.pk)
                 report.sent_to_revocation += 1
         identity.extra_data = {k: v for k, v in extra.items() if k not in SECRET_EXTRA_DATA_KEYS}
@@ -145,8 +142,6 @@ def import_plaintext_tokens(*, dry_run: bool = False) -> ImportReport:
 
 def check_plaintext_extra_data(app_configs=None, **kwargs) -> list:
     """Deploy check: warn while any identity's ``extra_data`` holds a plaintext token."""
-    from django.core.checks import Warning
-
     try:
         count = identities_with_plaintext().count()
     except Exception:  # no database (yet): nothing stored
@@ -154,7 +149,7 @@ def check_plaintext_extra_data(app_configs=None, **kwargs) -> list:
     if not count:
         return []
     return [
-        Warning(
+        checks.Warning(
             f"{count} linked account(s) hold plaintext OAuth tokens in extra_data (left by a stock "
             "social-auth install).",
             hint="Run manage.py vault_import_extra_data --dry-run, then without --dry-run, to move them "

@@ -4,16 +4,10 @@ Removing an identity first *detaches* its token set (same transaction as the rem
 stays, with ``identity`` NULL and status ``revoke_pending``, still encrypted and bound to itself.
 After the removal commits, one attempt is made to revoke at the provider; success erases the row,
 failure is recorded as activity and left for ``vault_refresh`` to retry with backoff. The removal
-itself never waits for or fails because of the provider.
+itself never waits for or fails because of the provider. Tokens no identity keeps (a refused
+flow's, ``TokenSet.create_detached``) take the same road from their first attempt on.
 
-Provider rules:
-
-* Google: ``POST`` the form field ``token=`` to the backend's ``revoke_token_url`` (the refresh token
-  when there is one, which ends the whole grant; never the token in a URL).
-* GitHub: ``DELETE {api_url}applications/{client_id}/grant`` with HTTP basic client credentials and
-  JSON ``{"access_token": ...}`` (ends the whole authorization).
-* OpenID Connect: RFC 7009 ``POST`` to the ``revocation_endpoint`` discovery advertises, refresh
-  token first, then the access token. Providers without one: nothing to call; the row is erased.
+The provider calls themselves (and each provider's rules) are ``vault.revokers``.
 """
 
 from __future__ import annotations
@@ -24,26 +18,22 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from typing import Literal
-from urllib.parse import urljoin
 
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
-from social_core.backends.github import GithubOAuth2
-from social_core.backends.google import BaseGoogleOAuth2API
-from social_core.backends.open_id_connect import OpenIdConnectAuth
-from social_core.exceptions import AuthConfigurationError, SocialAuthBaseException
 from social_django.models import UserSocialAuth
-from social_django.utils import load_backend, load_strategy
 
-from accounts import activity
-from accounts.models import Activity, User
-from accounts.providers import is_configured, provider_title
+from accounts.models import User
+from accounts.providers import provider_title
+from activity import recording
 
-from . import errors
+from .activity_kinds import VaultKind
 from .locking import lock_identity_chain, lock_token_set_chain
 from .models import TokenSet
+from .querysets import KEY_FAULT_CODES
+from .revokers import RevocationFailed, revoke
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +44,9 @@ MAX_ATTEMPTS = 10
 BACKOFF_BASE_SECONDS = 60
 BACKOFF_MAX_SECONDS = 12 * 3600
 ATTEMPT_LEASE_SECONDS = 120
-#: Codes that say *this site* cannot read its own tokens (a wrong or missing vault key), not that
-#: the provider failed: they never count towards giving up (issue 20.4), the row waits for the
-#: right key and is retried at most this often.
-KEY_FAULT_CODES = frozenset({"decryption_failed", "vault_key_missing"})
+#: A revocation that hit one of ``KEY_FAULT_CODES`` (this site cannot read its own tokens) never
+#: counts towards giving up (issue 20.4): the row waits for the right key and is retried at most
+#: this often.
 KEY_FAULT_RETRY_SECONDS = 3600
 
 
@@ -72,14 +61,6 @@ def give_up_after_seconds() -> int:
 
 
 Result = Literal["revoked", "failed", "gave_up", "key_fault", "busy", "missing"]
-
-
-class RevocationFailed(Exception):
-    """The provider did not confirm the revocation; ``code`` says why (no token text)."""
-
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
 
 
 def detach_for_revocation(
@@ -97,14 +78,7 @@ def detach_for_revocation(
         token_set = lock_identity_chain(identity_id=identity.pk).token_set
         if token_set is None:
             return None
-        token_set.identity = None
-        token_set.status = TokenSet.Status.REVOKE_PENDING
-        token_set.detached_at = timezone.now()
-        token_set.lease_id, token_set.lease_expires_at = "", None
-        token_set.retry_not_before = None
-        token_set.revoke_attempts = 0
-        token_set.version += 1
-        token_set.save()
+        token_set.detach_for_revocation()
         if attempt_after_commit:
             revoke_after_commit(token_set.pk, actor_id=actor.pk if actor is not None else None)
     logger.info(
@@ -144,18 +118,19 @@ def attempt_revocation(
     lease = uuid.uuid4().hex
     with transaction.atomic():
         claimed = (
-            TokenSet.objects.filter(pk=token_set_id, identity__isnull=True)
+            TokenSet.objects.waiting_for_revocation()
+            .filter(pk=token_set_id)
             .filter(Q(lease_id="") | Q(lease_expires_at__lt=now))
             .update(lease_id=lease, lease_expires_at=now + timedelta(seconds=ATTEMPT_LEASE_SECONDS))
         )
     if not claimed:
-        exists = TokenSet.objects.filter(pk=token_set_id, identity__isnull=True).exists()
+        exists = TokenSet.objects.waiting_for_revocation().filter(pk=token_set_id).exists()
         return "busy" if exists else "missing"
     token_set = TokenSet.objects.get(pk=token_set_id)
     owner = User.objects.filter(pk=token_set.owner_id).first()
     title = provider_title(token_set.provider)
     try:
-        outcome = _revoke(token_set, even_if_linked=even_if_linked)
+        outcome = revoke(token_set, even_if_linked=even_if_linked)
     except RevocationFailed as failure:
         return _record_failure(token_set, lease, failure.code, owner=owner, actor=actor)
     with transaction.atomic():
@@ -170,8 +145,8 @@ def attempt_revocation(
         "revoked there; they were erased here and expire on their own",
     }
     done = outcome in ("revoked", "already_invalid", "expired")
-    kind = Activity.Kind.REVOKED if done else Activity.Kind.REVOKE_FAILED
-    activity.record(
+    kind = VaultKind.REVOKED if done else VaultKind.REVOKE_FAILED
+    recording.record(
         kind=kind,
         user=owner,
         actor=actor,
@@ -196,8 +171,8 @@ def _record_failure(
     if attempts >= MAX_ATTEMPTS:
         with transaction.atomic():
             TokenSet.objects.filter(pk=token_set.pk, lease_id=lease).delete()
-        activity.record(
-            kind=Activity.Kind.REVOKE_FAILED,
+        recording.record(
+            kind=VaultKind.REVOKE_FAILED,
             user=owner,
             actor=actor,
             provider=token_set.provider,
@@ -224,8 +199,8 @@ def _record_failure(
             lease_id="",
             lease_expires_at=None,
         )
-    activity.record(
-        kind=Activity.Kind.REVOKE_FAILED,
+    recording.record(
+        kind=VaultKind.REVOKE_FAILED,
         user=owner,
         actor=actor,
         provider=token_set.provider,
@@ -265,123 +240,6 @@ def _record_key_fault(token_set: TokenSet, lease: str, code: str, *, now) -> Res
     return "key_fault"
 
 
-def waiting_for_key():
-    """Detached token sets whose revocation waits for the right vault key (``vault_status``, admin)."""
-    return TokenSet.objects.filter(identity__isnull=True, last_error_code__in=KEY_FAULT_CODES)
-
-
-@sensitive_variables()
-def _revoke(token_set: TokenSet, *, even_if_linked: bool = False) -> str:
-    """Revoke at the provider; returns how it ended, raises ``RevocationFailed`` to retry later."""
-    if (
-        not even_if_linked
-        and UserSocialAuth.objects.filter(provider=token_set.provider, uid=token_set.uid).exists()
-    ):
-        return "relinked"
-    if not is_configured(token_set.provider):
-        # Issue 20.1: the provider was removed from the settings; there is nowhere to revoke at
-        # (and a name re-added later may be another issuer's, which must never see these tokens).
-        return "provider_removed"
-    try:
-        access_token = token_set.read_access_token()
-        refresh_token = token_set.read_refresh_token()
-    except errors.VaultKeyError:
-        raise RevocationFailed("vault_key_missing") from None
-    except errors.VaultUnavailable:
-        raise RevocationFailed("decryption_failed") from None
-    if (
-        not refresh_token
-        and token_set.expires_at is not None
-        and token_set.expires_at <= timezone.now()
-        and token_set.provider != "github"
-    ):
-        # Nothing alive to revoke. (A GitHub grant is still deleted: GitHub finds it by an expired token.)
-        return "expired"
-    try:
-        backend = load_backend(load_strategy(), token_set.provider, redirect_uri=None)
-    except Exception:  # the provider is no longer configured
-        raise RevocationFailed("backend_missing") from None
-    try:
-        if isinstance(backend, GithubOAuth2):
-            return _revoke_github(backend, access_token)
-        if isinstance(backend, BaseGoogleOAuth2API):
-            return _revoke_google(backend, refresh_token or access_token, token_set.uid)
-        if isinstance(backend, OpenIdConnectAuth):
-            return _revoke_rfc7009(
-                backend, refresh_token=refresh_token, access_token=access_token, uid=token_set.uid
-            )
-    except SocialAuthBaseException as error:
-        code = _failure_code(error)
-        raise RevocationFailed(code) from None
-    return "unsupported"
-
-
-def _failure_code(error: SocialAuthBaseException) -> str:
-    if isinstance(error, AuthConfigurationError) or error.status_code == 401:
-        return "client_rejected"
-    if error.status_code:
-        return f"http_{error.status_code}"
-    return error.code
-
-
-def _revoke_google(backend, token: str, uid: str) -> str:
-    url = backend.revoke_token_url(token, uid)
-    try:
-        backend.request(url, method="POST", data={"token": token}, stage="disconnect")
-    except SocialAuthBaseException as error:
-        if str(error.provider_code or "") in ("invalid_token", "invalid_grant"):
-            return "already_invalid"
-        raise
-    return "revoked"
-
-
-def _revoke_github(backend, access_token: str) -> str:
-    client_id, client_secret = backend.get_key_and_secret()
-    api_url = backend.api_url()
-    url = urljoin(api_url if api_url.endswith("/") else api_url + "/", f"applications/{client_id}/grant")
-    try:
-        backend.request(
-            url,
-            method="DELETE",
-            auth=(client_id, client_secret),
-            json={"access_token": access_token},
-            headers={"Accept": "application/vnd.github+json"},
-            stage="disconnect",
-        )
-    except SocialAuthBaseException as error:
-        if error.status_code == 404:
-            # GitHub answers 404 for a token (or grant) it no longer knows.
-            return "already_invalid"
-        raise
-    return "revoked"
-
-
-def _revoke_rfc7009(backend, *, refresh_token: str, access_token: str, uid: str) -> str:
-    try:
-        url = backend.revoke_token_url(None, uid)
-    except SocialAuthBaseException:
-        return "unsupported"  # discovery advertises no revocation_endpoint
-    if not url:
-        return "unsupported"
-    client_id, client_secret = backend.get_key_and_secret()
-    for token, hint in ((refresh_token, "refresh_token"), (access_token, "access_token")):
-        if not token:
-            continue
-        data = {"token": token, "token_type_hint": hint}
-        auth = None
-        if backend.use_basic_auth():
-            auth = (client_id, client_secret)
-        else:
-            data.update(client_id=client_id, client_secret=client_secret)
-        try:
-            backend.request(url, method="POST", data=data, auth=auth, stage="disconnect")
-        except SocialAuthBaseException as error:
-            # RFC 7009 2.2: an invalid token is not an error; an unsupported type is skipped.
-            if str(error.provider_code or "") not in ("invalid_token", "unsupported_token_type"):
-                raise
-    return "revoked"
-
-
 @dataclass
 class RevocationReport:
     due: int = 0
@@ -396,12 +254,7 @@ def retry_pending(*, dry_run: bool = False) -> RevocationReport:
     """Retry every pending revocation whose pause is over (``vault_refresh``)."""
     report = RevocationReport()
     now = timezone.now()
-    due = (
-        TokenSet.objects.filter(identity__isnull=True)
-        .filter(Q(retry_not_before__isnull=True) | Q(retry_not_before__lte=now))
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
+    due = TokenSet.objects.due_for_revocation(now).order_by("pk").values_list("pk", flat=True)
     for token_set_id in list(due):
         report.due += 1
         if dry_run:

@@ -8,16 +8,15 @@ under an old key. Plaintext exists only inside ``_reencrypt`` for one row at a t
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from django.db.models import Count
 from django.views.decorators.debug import sensitive_variables
 
 from . import errors
 from .keys import KeyRing, get_keyring
+from .locking import lock_rows
 from .models import TokenSet
 
 logger = logging.getLogger(__name__)
@@ -33,15 +32,9 @@ class RotationReport:
     failed_ids: list[int] = field(default_factory=list)
 
 
-def _lock(queryset):
-    from .tokens import _lock as lock
-
-    return lock(queryset)
-
-
 def pending_rotation(keyring: KeyRing | None = None):
     keyring = keyring or get_keyring()
-    return TokenSet.objects.exclude(key_name=keyring.primary).exclude(key_name="")
+    return TokenSet.objects.not_under_key(keyring.primary)
 
 
 @sensitive_variables()
@@ -71,7 +64,7 @@ def rotate_batch(*, keyring: KeyRing, batch_size: int, after_pk: int = 0) -> tup
             .order_by("pk")
             .values_list("pk", flat=True)[:batch_size]
         )
-        for token_set in _lock(TokenSet.objects.filter(pk__in=ids)).order_by("pk"):
+        for token_set in lock_rows(TokenSet.objects.filter(pk__in=ids)).order_by("pk"):
             if token_set.key_name == keyring.primary:
                 continue  # rotated meanwhile (e.g. refreshed)
             try:
@@ -109,71 +102,6 @@ def rotate_keys(
                 f"({report.reencrypted + report.failed} of {report.pending})"
             )
     return report
-
-
-@dataclass
-class VerifyReport:
-    checked: int = 0
-    ok: int = 0
-    failures: Counter = field(default_factory=Counter)
-
-
-@sensitive_variables()
-def verify_all(keyring: KeyRing | None = None) -> VerifyReport:
-    """Decrypt every stored value (discarding it) and count what fails, by reason."""
-    keyring = keyring or get_keyring()
-    report = VerifyReport()
-    for token_set in TokenSet.objects.order_by("pk").iterator(chunk_size=500):
-        report.checked += 1
-        try:
-            token_set.read_access_token(keyring=keyring)
-            token_set.read_refresh_token(keyring=keyring)
-        except errors.VaultKeyError:
-            report.failures["key not in VAULT_KEYS"] += 1
-        except errors.DecryptionFailed:
-            report.failures["does not verify"] += 1
-        else:
-            report.ok += 1
-    return report
-
-
-@dataclass
-class StatusReport:
-    """What ``vault_status`` prints: counts only, never a value."""
-
-    total: int
-    awaiting_revocation: int
-    by_status: dict[str, int]
-    by_key: dict[str, int]
-    primary: str
-    configured_keys: list[str]
-    #: Removed accounts whose revocation waits because their tokens do not decrypt (issue 20.4).
-    revocation_waiting_for_key: int = 0
-
-    @property
-    def unknown_keys(self) -> list[str]:
-        """Key names stored values name that ``VAULT_KEYS`` does not hold (they cannot be read)."""
-        return sorted(set(self.by_key) - set(self.configured_keys))
-
-
-def status_report(keyring: KeyRing) -> StatusReport:
-    from .revocation import waiting_for_key
-
-    counted = dict(TokenSet.objects.values_list("status").annotate(n=Count("id")).order_by("status"))
-    return StatusReport(
-        total=TokenSet.objects.count(),
-        awaiting_revocation=TokenSet.objects.filter(identity__isnull=True).count(),
-        by_status={status.value: counted.get(status.value, 0) for status in TokenSet.Status},
-        by_key=dict(
-            TokenSet.objects.exclude(key_name="")
-            .values_list("key_name")
-            .annotate(n=Count("id"))
-            .order_by("key_name")
-        ),
-        primary=keyring.primary,
-        configured_keys=list(keyring.names),
-        revocation_waiting_for_key=waiting_for_key().count(),
-    )
 
 
 class KeyStillNeeded(Exception):

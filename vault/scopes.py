@@ -4,15 +4,17 @@ Providers answer differently: Google and OIDC space-separate the ``scope`` of a 
 GitHub comma-separates it; Google reports ``email``/``profile`` under their long URL names; a
 GitHub scope such as ``repo`` includes narrower ones (``public_repo``...). ``missing_scopes`` knows
 these so an agent asking for ``email`` is not sent to re-consent for what Google already granted.
+
+What a scope *name* is, and how many a request may carry, is ``accounts.scopes`` (the one grammar
+for pages, API and keys); this module is about what providers grant.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-_SPLIT = re.compile(r"[\s,]+")
+from accounts.scopes import split_scopes
 
 _GOOGLE_ALIASES = {
     "email": "https://www.googleapis.com/auth/userinfo.email",
@@ -40,33 +42,14 @@ _GITHUB_INCLUDES: dict[str, set[str]] = {
 
 def parse_granted(value: object) -> list[str]:
     """Scopes from a token response's ``scope`` (string, either separator, or a list), in order."""
-    if value is None:
-        return []
-    items = value if isinstance(value, list | tuple) else _SPLIT.split(str(value))
-    granted: list[str] = []
-    for item in items:
-        scope = str(item).strip()
-        if scope and scope not in granted:
-            granted.append(scope)
-    return granted
-
-
-# RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
-_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,200}")
-
-
-def is_scope_name(value: object) -> bool:
-    """A well-formed scope name: printable ASCII without spaces, quotes or backslashes (RFC 6749)."""
-    return isinstance(value, str) and _SCOPE_TOKEN.fullmatch(value) is not None
+    if not isinstance(value, list | tuple | str):
+        return [] if value is None else split_scopes(str(value))
+    return split_scopes(value)
 
 
 def normalise_requested(scopes: Iterable[str] | str | None) -> list[str]:
-    """A caller's scopes as a list; a single string is split like a ``scope`` parameter."""
-    if scopes is None:
-        return []
-    if isinstance(scopes, str):
-        return parse_granted(scopes)
-    return parse_granted([str(scope) for scope in scopes])
+    """A caller's scopes as a list, read like a ``scope`` parameter (the one grammar's reading)."""
+    return split_scopes(scopes)
 
 
 def _covered(provider: str, granted: set[str]) -> set[str]:

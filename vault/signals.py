@@ -16,11 +16,14 @@ from django.db.models.signals import post_save, pre_delete
 from django.dispatch import receiver
 from social_django.models import UserSocialAuth
 
+from .agents import revoke_all_keys
+from .capture import rebind_owner
+from .connect import cancel_pending
+from .revocation import detach_for_revocation
+
 
 @receiver(pre_delete, sender=UserSocialAuth, dispatch_uid="vault.detach_tokens_of_deleted_identity")
 def detach_tokens_of_deleted_identity(sender, instance: UserSocialAuth, **kwargs) -> None:
-    from .revocation import detach_for_revocation
-
     detach_for_revocation(identity=instance)
 
 
@@ -39,17 +42,12 @@ def rebind_moved_token_sets(sender, into, moved_identity_ids=(), **kwargs) -> No
     ``detach_tokens_of_deleted_identity`` when the merge deletes them). Never raises: a token set
     that cannot be re-bound still reads under its old binding, and is re-bound on its next refresh.
     """
-    from .tokens import rebind_owner
-
     for identity_id in moved_identity_ids:
         rebind_owner(identity_id=identity_id, owner_id=into.pk)
 
 
 def close_agent_access_of_merged(sender, source, into, **kwargs) -> None:
     """A merged-away profile's agent keys stop working and its pending connect requests close."""
-    from .agents import revoke_all_keys
-    from .connect import cancel_pending
-
     revoke_all_keys(user=source, reason=f"profile merged into profile {into.pk}")
     cancel_pending(user=source, reason=f"profile merged into profile {into.pk}")
 
@@ -59,9 +57,6 @@ def close_agent_access_of_inactive(sender, instance, **kwargs) -> None:
     """Deactivating a user revokes their agent keys at once (not only when a key is next used)."""
     if instance.is_active:
         return
-    from .agents import revoke_all_keys
-    from .connect import cancel_pending
-
     revoke_all_keys(user=instance, reason="user deactivated")
     cancel_pending(user=instance, reason="user deactivated")
 

@@ -33,7 +33,7 @@ def stored_tokens(token_set: TokenSet) -> tuple[str, str]:
 def expire(token_set: TokenSet, *, seconds_ago: int = 5) -> None:
     """Make the stored access token expired, as if its lifetime had passed (a negative
     ``seconds_ago``: as if it had that long to live). Its issue time moves along, so the vault
-    still sees the provider's real lifetime (``tokens._needs_refresh`` counts on it)."""
+    still sees the provider's real lifetime (``vault.stored.needs_refresh`` counts on it)."""
     row = TokenSet.objects.get(pk=token_set.pk)
     expires_at = timezone.now() - timedelta(seconds=seconds_ago)
     issued_at = row.issued_at

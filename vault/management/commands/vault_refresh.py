@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
+from vault.refresh import refresh_expiring
 from vault.revocation import retry_pending
-from vault.tokens import refresh_expiring
 
 from ._common import bounded_int, keyring_or_fail
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from vault.rotation import status_report, verify_all
+from vault.status_report import status_report, verify_all
 
 from ._common import keyring_or_fail
 

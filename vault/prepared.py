@@ -1,10 +1,11 @@
-"""Hand-written SQL for the few statements on the agent API's hot path, prepared on PostgreSQL.
+"""Running the agent API's few hand-written statements, prepared on PostgreSQL.
 
 The ORM compiles a query on every call and PostgreSQL plans it on every call; for the token
 request's four-table join that is most of its database time (bench/README.md). These helpers run
-fixed SQL through Django's connection, logged and error-wrapped like any ORM query (so query
-counts, ``execute_wrapper`` and ``DatabaseError`` behave as usual), and on PostgreSQL as
-server-side prepared statements: parsed and planned once per connection, then only executed.
+fixed SQL (written in ``vault.hotpath``, the one module that writes SQL) through Django's
+connection, logged and error-wrapped like any ORM query (so query counts, ``execute_wrapper`` and
+``DatabaseError`` behave as usual), and on PostgreSQL as server-side prepared statements: parsed
+and planned once per connection, then only executed.
 
 ``DATABASE_PREPARED_STATEMENTS=off`` turns preparing off (a pooler in transaction mode that cannot
 keep prepared statements, such as PgBouncer before 1.21); the SQL then runs like any other query.
@@ -26,7 +27,7 @@ M = TypeVar("M", bound=Model)
 
 @functools.cache
 def _prepared_cursor_class() -> type:
-    import psycopg  # only on PostgreSQL
+    import psycopg  # only on PostgreSQL (an optional dependency)
 
     class PreparedCursor(psycopg.Cursor):
         """Server-side binding, and every statement prepared (psycopg keeps the plan per connection)."""
@@ -76,16 +77,6 @@ def statement(name: str, build: Callable[[], str]) -> str:
     return sql
 
 
-def columns(alias: str, fields: Sequence[Field]) -> str:
-    """``alias."col", ...`` for ``fields``, quoted for this database."""
-    quote = connection.ops.quote_name
-    return ", ".join(f"{alias}.{quote(f.column)}" for f in fields)
-
-
-def table(model: type[Model]) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
-
-
 _converters: dict[tuple, tuple] = {}
 
 
@@ -115,45 +106,3 @@ def model_from_row(model: type[M], fields: Sequence[Field], values: Sequence[Any
                 value = function(value, column, db)
             values[index] = value
     return model.from_db(db.alias, names, values)
-
-
-def insert(obj: Model, *, wait_for_disk: bool = True) -> None:
-    """``INSERT ... RETURNING`` the primary key of a new ``obj``: what ``Model.save()`` writes
-    (fields' ``pre_save``, database preparation), without its per-call query compilation.
-
-    ``wait_for_disk=False``, on PostgreSQL outside a transaction, commits the row without waiting
-    for the WAL flush: ``set_config('synchronous_commit', 'off', true)`` inside the statement
-    applies to its own implicit transaction only. The row is written and visible at once; only a
-    crash of the database server itself within a fraction of a second (``wal_writer_delay``) could
-    lose it. Elsewhere, and inside a transaction (whose durability it must not change), it is the
-    same insert as always.
-
-    Save signals are not sent; use it only for models that have no receivers (append-only logs).
-    """
-    fields = _insert_fields(type(obj))
-    values = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
-    asynchronous = not wait_for_disk and connection.vendor == "postgresql" and not connection.in_atomic_block
-    (row,) = fetch_all(_insert_statement(type(obj), asynchronous=asynchronous), values)
-    obj.pk = row[0]
-    obj._state.adding = False
-    obj._state.db = connection.alias
-
-
-def _insert_fields(model: type[Model]) -> list[Field]:
-    return [f for f in model._meta.concrete_fields if not f.primary_key]
-
-
-def _insert_statement(model: type[Model], *, asynchronous: bool) -> str:
-    def build() -> str:
-        quote = connection.ops.quote_name
-        names = ", ".join(quote(f.column) for f in _insert_fields(model))
-        placeholders = ", ".join(["%s"] * len(_insert_fields(model)))
-        returning = f"RETURNING {quote(model._meta.pk.column)}"
-        if asynchronous:
-            return (
-                f"INSERT INTO {table(model)} ({names}) SELECT {placeholders} "  # noqa: S608
-                f"FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit {returning}"
-            )
-        return f"INSERT INTO {table(model)} ({names}) VALUES ({placeholders}) {returning}"  # noqa: S608
-
-    return statement(f"insert.{model._meta.label}.{'async' if asynchronous else 'sync'}", build)

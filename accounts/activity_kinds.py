@@ -1,0 +1,13 @@
+"""The activity kinds that accounts records (registered with ``activity.kinds`` in ``ready()``)."""
+
+from django.db import models
+
+
+class AccountKind(models.TextChoices):
+    SIGNED_IN = "signed_in", "Signed in"
+    SIGNED_OUT = "signed_out", "Signed out"
+    LINKED = "linked", "Linked an account"
+    UNLINKED = "unlinked", "Removed an account"
+    LINK_REFUSED = "link_refused", "Refused a sign-in or link"
+    REAUTHENTICATED = "reauthenticated", "Confirmed identity"
+    MERGED = "merged", "Merged profiles"

@@ -1,0 +1,238 @@
+"""The provider call of a refresh: social-core's real ``refresh_token()`` under one deadline,
+with short retries for outages, and its result classified (success, reconnect, configuration,
+outage, vault fault) as an ``Outcome`` that ``vault.outcomes`` writes.
+
+Apart from the refresh strategies (``vault.refresh``) because both of them, and the narrowed
+refresh of ``vault.access``, make this same call; nothing here writes to the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+
+from django.conf import settings
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+from social_core.backends.open_id_connect import OpenIdConnectAuth
+from social_core.exceptions import AuthConfigurationError, SocialAuthBaseException
+from social_django.models import UserSocialAuth
+from social_django.utils import load_backend, load_strategy
+
+from accounts.models import User
+
+from . import errors
+from .models import TokenSet
+from .responses import is_plausible_access_token
+
+logger = logging.getLogger(__name__)
+
+#: Retries after the first attempt for timeouts, 5xx, 429 and connection errors.
+MAX_RETRIES = 2
+#: Pause before each retry (seconds). Short: a caller is waiting.
+RETRY_BACKOFF: tuple[float, ...] = (0.25, 0.75)
+#: A 429 asking us to wait longer than this is not retried inline.
+MAX_INLINE_RETRY_AFTER = 2
+#: After an outage, callers are told to come back after this many seconds, and no refresh of the
+#: same token set is tried before then (so twenty waiting callers do not become sixty requests).
+OUTAGE_RETRY_AFTER = 15
+MAX_RETRY_AFTER = 3600
+
+REAUTH_CODES = frozenset(
+    {"reauthentication_required", "credential_rejected", "token_revoked", "authorization_code_rejected"}
+)
+REAUTH_PROVIDER_CODES = frozenset({"invalid_grant", "bad_refresh_token", "invalid_token"})
+CONFIG_PROVIDER_CODES = frozenset({"invalid_client", "incorrect_client_credentials", "unauthorized_client"})
+
+
+def refresh_deadline() -> float:
+    """Seconds a token request may spend on a provider refresh, retries and waiting included."""
+    return max(1.0, float(getattr(settings, "VAULT_REFRESH_DEADLINE", 10.0)))
+
+
+@dataclass
+class RefreshContext:
+    """Who asks for a refresh of which token set, and what they need from it."""
+
+    token_set_id: int
+    identity_id: int
+    owner: User
+    min_ttl: int
+    force: bool = False
+    actor: User | None = None
+    requested: tuple[str, ...] = ()
+
+
+@dataclass
+class Outcome:
+    """What a provider call came to; ``response`` is the raw token response (never shown)."""
+
+    kind: Literal["success", "reauth", "config", "outage", "vault"]
+    response: dict[str, Any] | None = field(default=None, repr=False)
+    received_at: datetime | None = None
+    code: str = ""
+    provider_code: str = ""
+    retry_after: int = OUTAGE_RETRY_AFTER
+    attempts: int = 0
+    oidc_context: dict[str, Any] | None = None
+
+
+@sensitive_variables()
+def call_provider(token_set: TokenSet, ctx: RefreshContext, *, scope: tuple[str, ...] = ()) -> Outcome:
+    """Call the backend's real ``refresh_token()`` with short retries for outages, all within one
+    deadline (``refresh_deadline()``, issue 12: three 5 s timeouts kept an agent waiting 16 s).
+    ``scope`` asks for a token narrowed to those scopes (``enforce_scope_limit``)."""
+    deadline = time.monotonic() + refresh_deadline()
+    try:
+        refresh_token = token_set.read_refresh_token()
+    except errors.VaultKeyError as error:
+        logger.error("Token set %s: the stored refresh token's key is missing (%s)", token_set.pk, error.code)
+        return Outcome("vault", code="vault_key_missing")
+    except errors.VaultUnavailable:
+        return Outcome("vault", code="decryption_failed")  # flagged and logged once by vault.outcomes
+    try:
+        backend = load_backend(load_strategy(), token_set.provider, redirect_uri=None)
+    except Exception:  # a provider no longer configured is a configuration fault
+        return Outcome("config", code="backend_missing")
+    _bound_backend(backend, deadline=deadline, scope=scope)
+    attempts = 0
+    while True:
+        attempts += 1
+        received_at = timezone.now()
+        try:
+            response = backend.refresh_token(refresh_token)
+            oidc_context = _check_oidc_continuity(backend, ctx, token_set, response)
+        except SocialAuthBaseException as error:
+            if getattr(error, "claim", None) == "access_token":
+                # A token response without a usable access token (social-core checks it) is the
+                # provider's fault, not a revoked grant: paused, never "reconnect" (issue 12.4).
+                logger.warning(
+                    "Token set %s (%s): the refresh response had no usable access token",
+                    token_set.pk,
+                    token_set.provider,
+                )
+                return Outcome("outage", code="malformed_token_response", attempts=attempts)
+            kind = _classify(error)
+            retry_after = _retry_after_seconds(error.retry_after)
+            code = error.code
+            provider_code = str(error.provider_code or "")[:64]
+            pause = RETRY_BACKOFF[min(attempts - 1, len(RETRY_BACKOFF) - 1)] if RETRY_BACKOFF else 0
+            if (
+                kind == "outage"
+                and attempts <= MAX_RETRIES
+                and (retry_after is None or retry_after <= MAX_INLINE_RETRY_AFTER)
+                # Another attempt only if it has a second to run before the deadline.
+                and time.monotonic() + pause + 1 < deadline
+            ):
+                time.sleep(pause)
+                continue
+            return Outcome(
+                kind,
+                code=code,
+                provider_code=provider_code,
+                attempts=attempts,
+                retry_after=retry_after if retry_after is not None else OUTAGE_RETRY_AFTER,
+            )
+        except Exception as error:  # a bug must not leak a traceback holding the token
+            logger.error(
+                "Unexpected %s while refreshing token set %s (%s)",
+                type(error).__name__,
+                token_set.pk,
+                token_set.provider,
+            )
+            return Outcome("outage", code="unexpected_error", attempts=attempts)
+        if not isinstance(response, dict) or not is_plausible_access_token(response.get("access_token")):
+            # Never stored or handed out (issue 12.4); a provider fault, so it is paused like one.
+            logger.warning(
+                "Token set %s (%s): the refresh response had no usable access token",
+                token_set.pk,
+                token_set.provider,
+            )
+            return Outcome("outage", code="malformed_token_response", attempts=attempts)
+        return Outcome(
+            "success",
+            response=response,
+            received_at=received_at,
+            attempts=attempts,
+            oidc_context=oidc_context,
+        )
+
+
+def _bound_backend(backend, *, deadline: float, scope: tuple[str, ...]) -> None:
+    """Give each of this backend's HTTP requests at most the time left before ``deadline`` and,
+    when narrowing, send ``scope`` with the refresh grant (RFC 6749 6). Set on the instance:
+    ``load_backend`` makes a new one per call, and social-core has no per-call option for either."""
+    send = backend.request
+    default = float(backend.setting("REQUESTS_TIMEOUT") or backend.setting("URLOPEN_TIMEOUT") or 5.0)
+
+    def request(url: str, **kwargs: Any):
+        left = max(0.5, deadline - time.monotonic())
+        timeout = kwargs.get("timeout") or default
+        if isinstance(timeout, tuple):
+            kwargs["timeout"] = tuple(min(float(part), left) for part in timeout)
+        else:
+            kwargs["timeout"] = min(float(timeout), left)
+        return send(url, **kwargs)
+
+    backend.request = request
+    if scope:
+        params = backend.refresh_token_params
+
+        def refresh_token_params(token: str, *args: Any, **kwargs: Any) -> dict[str, str]:
+            return {**params(token, *args, **kwargs), "scope": " ".join(scope)}
+
+        backend.refresh_token_params = refresh_token_params
+
+
+def _check_oidc_continuity(backend, ctx: RefreshContext, token_set: TokenSet, response: dict) -> dict | None:
+    """A refreshed OIDC ID token must be for the same subject (social-core checks it in extra_data)."""
+    if not isinstance(backend, OpenIdConnectAuth) or not response.get("id_token"):
+        return None
+    identity = UserSocialAuth.objects.filter(pk=ctx.identity_id).first()
+    extra = dict(identity.extra_data or {}) if identity is not None else {}
+    validate = getattr(backend, "validate_refreshed_id_token", None)
+    if validate is not None:
+        # Same issuer and subject as at sign-in, fully validated (OpenID Connect Core 12.2).
+        validate(
+            response["id_token"],
+            token_set.uid,
+            context=extra.get("_oidc_id_token_context"),
+            access_token=response.get("access_token"),
+        )
+    data = backend.extra_data(ctx.owner, token_set.uid, response, extra, {})
+    return {key: value for key, value in data.items() if key == "_oidc_id_token_context"} or None
+
+
+def _classify(error: SocialAuthBaseException) -> Literal["reauth", "config", "outage"]:
+    provider_code = str(error.provider_code or "")
+    if provider_code in CONFIG_PROVIDER_CODES or isinstance(error, AuthConfigurationError):
+        return "config"
+    if error.code in REAUTH_CODES or provider_code in REAUTH_PROVIDER_CODES:
+        return "reauth"
+    if error.stage == "refresh" and error.code in {"invalid_claim", "invalid_signature", "missing_claim"}:
+        # A refreshed ID token for another subject or issuer: never retried, the user reconnects.
+        return "reauth"
+    # Timeouts, 5xx, 429, connection errors; anything else unexpected from the provider is also
+    # treated as "try again later" (and never disables anything).
+    return "outage"
+
+
+def _retry_after_seconds(value: object) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        seconds = int(str(value).strip())
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(str(value))
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = math.ceil((when - timezone.now()).total_seconds())
+    return max(1, min(seconds, MAX_RETRY_AFTER))

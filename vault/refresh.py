@@ -1,0 +1,331 @@
+"""Refresh, single-flight per token set: one provider call however many callers ask at once.
+
+Two strategies behind ``refresh(ctx)``, chosen in ``uses_row_lock()`` and nowhere else:
+
+* PostgreSQL (or any database with ``SELECT ... FOR UPDATE``): the token set row is locked for the
+  refresh call; waiters block on the lock, then re-read and find it fresh. Works across threads,
+  processes and hosts.
+* SQLite: a write transaction locks the whole database, so holding one across the HTTP call would
+  block every other writer, including the development sandbox answering that very call. Instead a
+  short transaction claims a lease on the row (conditional on the row's ``version``), the provider
+  is called with no transaction open, and the result is written only if the lease is still ours and
+  the row still belongs to the same identity and owner. Waiters poll the row and re-read.
+
+Both decide what to do with the row the same way (``_precheck``), call the provider the same way
+(``vault.provider_calls``) and write the outcome the same way (``vault.outcomes``): a rotated
+refresh token is committed before the new access token is returned, an ``invalid_grant`` marks
+the set "reconnect required", client-credential errors are reported to staff, outages get short
+bounded retries and a short pause; nothing is deleted or disabled because a provider is down.
+``force_refresh`` (staff) and ``refresh_expiring`` (``vault_refresh``) are the entry points besides
+``vault.access.get_access_token``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Literal
+
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+from social_django.models import UserSocialAuth
+
+from accounts.issuers import configured_issuers, unusable_reason
+from accounts.models import User
+from accounts.providers import provider_title
+
+from . import errors
+from .locking import lock_token_set_chain
+from .models import TokenSet
+from .outcomes import apply_outcome, mark_reconnect_required
+from .provider_calls import Outcome, RefreshContext, call_provider, refresh_deadline
+from .responses import parse_token_response
+from .revocation import revoke_after_commit
+from .stored import fault_error, fault_may_have_cleared, gone_error, needs_refresh, reauth_error
+
+logger = logging.getLogger(__name__)
+
+#: How often a caller waiting for another caller's refresh (SQLite lease) re-reads the row.
+LEASE_POLL_SECONDS = 0.05
+
+
+@dataclass
+class Verdict:
+    """What to do with a token set as it is now: hand it out, refresh it, or fail."""
+
+    kind: Literal["fresh", "refresh", "fail"]
+    error: errors.TokenVaultError | None = None
+    mark_reconnect: str = ""  # error code to record when the token set must be marked
+
+
+def uses_row_lock() -> bool:
+    return bool(connection.features.has_select_for_update)
+
+
+def refresh(ctx: RefreshContext) -> tuple[TokenSet, bool]:
+    """Refresh single-flight; returns the (re-read) token set and whether this call refreshed it."""
+    if uses_row_lock():
+        return _refresh_with_row_lock(ctx)
+    return _refresh_with_lease(ctx)
+
+
+def _precheck(token_set: TokenSet | None, ctx: RefreshContext, now: datetime) -> Verdict:
+    """What to do with the row as it is now (after the lock, or on each lease poll)."""
+    if token_set is None or token_set.identity_id != ctx.identity_id or not _still_owned(ctx):
+        return Verdict("fail", gone_error(token_set, ctx.requested))
+    if not ctx.force and not needs_refresh(token_set, ctx.min_ttl, now):
+        return Verdict("fresh")
+    if not ctx.force and token_set.status == TokenSet.Status.RECONNECT_REQUIRED:
+        return Verdict("fail", reauth_error(token_set, ctx.requested))
+    if (
+        not ctx.force
+        and token_set.status == TokenSet.Status.VAULT_FAULT
+        and not fault_may_have_cleared(token_set)
+    ):
+        return Verdict("fail", fault_error(token_set, ctx.requested))
+    if not token_set.has_refresh_token:
+        # An assumed expiry (no expires_in) is a guess: passing it proves nothing was revoked.
+        if token_set.expires_at is not None and token_set.expires_at <= now and not token_set.expiry_assumed:
+            return Verdict("fail", reauth_error(token_set, ctx.requested), mark_reconnect="no_refresh_token")
+        if ctx.force:
+            return Verdict("fail", reauth_error(token_set, ctx.requested))
+        return Verdict("fresh")  # still valid; nothing can make it last longer
+    if not ctx.force and token_set.retry_not_before and token_set.retry_not_before > now:
+        wait = math.ceil((token_set.retry_not_before - now).total_seconds())
+        return Verdict(
+            "fail",
+            errors.ProviderUnavailable(
+                f"{provider_title(token_set.provider)} was unavailable moments ago; try again in {wait} s.",
+                retry_after=wait,
+                connection=token_set.provider,
+            ),
+        )
+    return Verdict("refresh")
+
+
+def _still_owned(ctx: RefreshContext) -> bool:
+    """The identity is still the caller's, on an active profile (a merged-away or deactivated
+    profile's tokens are never refreshed: issue 20.3, cron kept refreshing them)."""
+    return UserSocialAuth.objects.filter(
+        pk=ctx.identity_id, user_id=ctx.owner.pk, user__is_active=True, user__merged_into__isnull=True
+    ).exists()
+
+
+def _refresh_with_row_lock(ctx: RefreshContext) -> tuple[TokenSet, bool]:
+    error: errors.TokenVaultError | None = None
+    refreshed = False
+    with transaction.atomic():
+        # The one lock order (``accounts.locking``): profile, identity, then token set, held for
+        # the provider call. A disconnect or a merge takes the same rows in the same order, so it
+        # waits for this refresh and then revokes or moves the tokens it wrote (issue 20.2: taking
+        # the token set first and the identity row last, to save ``extra_data``, deadlocked).
+        token_set = lock_token_set_chain(token_set_id=ctx.token_set_id).token_set
+        verdict = _precheck(token_set, ctx, timezone.now())
+        if verdict.kind == "fresh":
+            return token_set, False
+        if verdict.kind == "fail":
+            if verdict.mark_reconnect:
+                mark_reconnect_required(token_set, ctx, code=verdict.mark_reconnect)
+            error = verdict.error
+        else:
+            # The identity and its owner are locked: neither can change during the call.
+            outcome = call_provider(token_set, ctx)
+            error = apply_outcome(token_set, outcome, ctx)
+            refreshed = error is None
+    if error is not None:
+        raise error
+    return token_set, refreshed
+
+
+def lease_seconds() -> int:
+    """The provider call is bounded by the refresh deadline, so the lease is too: a process that
+    died mid-refresh holds it no longer than that (issue 20: a dead lease cost the next caller 24 s)."""
+    return math.ceil(refresh_deadline()) + 1
+
+
+def _refresh_with_lease(ctx: RefreshContext) -> tuple[TokenSet, bool]:
+    lease = uuid.uuid4().hex
+    # A waiter gives up at the same deadline as a refresh, with Retry-After until the lease ends.
+    deadline = time.monotonic() + refresh_deadline()
+    while True:
+        token_set = TokenSet.objects.filter(pk=ctx.token_set_id).first()
+        now = timezone.now()
+        verdict = _precheck(token_set, ctx, now)
+        if verdict.kind == "fresh":
+            return token_set, False
+        if verdict.kind == "fail":
+            if verdict.mark_reconnect:
+                with transaction.atomic():
+                    current = TokenSet.objects.filter(pk=token_set.pk, version=token_set.version).first()
+                    if current is not None:
+                        mark_reconnect_required(current, ctx, code=verdict.mark_reconnect)
+            raise verdict.error
+        if token_set.lease_id and token_set.lease_expires_at and token_set.lease_expires_at > now:
+            if time.monotonic() > deadline:
+                left = math.ceil((token_set.lease_expires_at - now).total_seconds())
+                raise errors.ProviderUnavailable(
+                    f"Another refresh of this token is taking too long; try again in {max(1, left)} s.",
+                    retry_after=max(1, left),
+                    connection=token_set.provider,
+                )
+            time.sleep(LEASE_POLL_SECONDS)
+            continue
+        with transaction.atomic():
+            claimed = TokenSet.objects.filter(
+                pk=token_set.pk,
+                version=token_set.version,
+                lease_id=token_set.lease_id,
+                identity_id=ctx.identity_id,
+            ).update(
+                lease_id=lease,
+                lease_expires_at=now + timedelta(seconds=lease_seconds()),
+                # Bumped so a caller that read the row before this claim, and tries to claim it
+                # after this refresh has finished (lease empty again), fails instead of refreshing
+                # a second time without seeing this refresh's outcome (e.g. an outage pause).
+                version=F("version") + 1,
+            )
+        if claimed:
+            break
+
+    try:
+        outcome = call_provider(token_set, ctx)
+    except BaseException:
+        _release_lease(token_set.pk, lease)
+        raise
+
+    error: errors.TokenVaultError | None = None
+    lost = ""
+    try:
+        with transaction.atomic():
+            locked = lock_token_set_chain(token_set_id=token_set.pk)  # the one lock order
+            current = locked.token_set
+            if current is None or current.identity_id != ctx.identity_id or locked.identity is None:
+                lost = "removed"
+            elif locked.owner is None or locked.owner.pk != ctx.owner.pk:
+                lost = "moved"
+            elif current.lease_id != lease:
+                lost = "lease"
+            else:
+                error = apply_outcome(current, outcome, ctx)
+            if lost == "removed" and outcome.kind == "success":
+                # The identity went away while the provider answered: these fresh tokens belong to
+                # nobody now, so they go straight to revocation rather than into any token set.
+                _detach_fresh_tokens(token_set, outcome, ctx)
+            if lost == "moved" and outcome.kind == "success" and current.lease_id == lease:
+                # A merge moved the identity while the provider answered; the old refresh token
+                # may be rotated away now, so the fresh tokens stay with the identity, bound to
+                # its new owner (the caller, who asked as the old owner, still gets no token).
+                apply_outcome(current, outcome, replace(ctx, owner=locked.owner))
+    except BaseException:
+        _release_lease(token_set.pk, lease)
+        raise
+    if lost:
+        if lost != "lease":
+            _release_lease(token_set.pk, lease)
+        logger.warning(
+            "Token set %s: refresh result not handed out (identity %s during the provider call)",
+            token_set.pk,
+            lost,
+        )
+        if lost == "lease":
+            raise errors.ProviderUnavailable(
+                "The token was being refreshed elsewhere; try again.",
+                retry_after=1,
+                connection=token_set.provider,
+            )
+        raise gone_error(token_set, ctx.requested)
+    if error is not None:
+        raise error
+    return current, True
+
+
+def _release_lease(token_set_id: int, lease: str) -> None:
+    with transaction.atomic():
+        TokenSet.objects.filter(pk=token_set_id, lease_id=lease).update(lease_id="", lease_expires_at=None)
+
+
+@sensitive_variables()
+def force_refresh(*, token_set_id: int, actor: User | None = None) -> TokenSet:
+    """Refresh now, whatever the expiry, status or outage pause say (staff "Force refresh")."""
+    token_set = TokenSet.objects.select_related("identity__user").filter(pk=token_set_id).first()
+    if token_set is None or token_set.identity is None:
+        raise errors.ConnectionRequired("This token set's account is no longer linked.")
+    identity = token_set.identity
+    refreshed, _ = refresh(
+        RefreshContext(
+            token_set_id=token_set.pk,
+            identity_id=identity.pk,
+            owner=identity.user,
+            min_ttl=0,
+            force=True,
+            actor=actor,
+        )
+    )
+    return refreshed
+
+
+@dataclass
+class RefreshReport:
+    """Counts for ``vault_refresh`` (never tokens)."""
+
+    due: int = 0
+    refreshed: int = 0
+    already_fresh: int = 0
+    failed: dict[str, int] = field(default_factory=dict)
+    #: Skipped, never sent to a provider: ``provider_unavailable`` / ``issuer_changed`` -> count.
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+def refresh_expiring(*, within: int, dry_run: bool = False) -> RefreshReport:
+    """Refresh every linked, active token set whose access token expires within ``within`` seconds."""
+    report = RefreshReport()
+    horizon = timezone.now() + timedelta(seconds=within)
+    due = (
+        TokenSet.objects.due_for_refresh(horizon)
+        .select_related("identity__user", "identity__details")
+        .order_by("expires_at", "pk")
+    )
+    issuers = configured_issuers()
+    for token_set in due.iterator(chunk_size=200):
+        identity = token_set.identity
+        # Issue 20.1: a removed provider's tokens, or an identity bound to an issuer its provider
+        # no longer has, are never sent anywhere; counted in one summary line.
+        skipped = unusable_reason(identity, issuers=issuers)
+        if skipped is not None:
+            report.skipped[skipped] = report.skipped.get(skipped, 0) + 1
+            continue
+        report.due += 1
+        if dry_run:
+            continue
+        try:
+            _, refreshed = refresh(
+                RefreshContext(
+                    token_set_id=token_set.pk, identity_id=identity.pk, owner=identity.user, min_ttl=within
+                )
+            )
+        except errors.TokenVaultError as error:
+            report.failed[error.code] = report.failed.get(error.code, 0) + 1
+            continue
+        if refreshed:
+            report.refreshed += 1
+        else:
+            report.already_fresh += 1
+    return report
+
+
+@sensitive_variables()
+def _detach_fresh_tokens(token_set: TokenSet, outcome: Outcome, ctx: RefreshContext) -> None:
+    """Tokens a refresh received for an identity removed meanwhile: kept only until revoked."""
+    orphan = TokenSet.create_detached(
+        owner_id=ctx.owner.pk,
+        provider=token_set.provider,
+        uid=token_set.uid,
+        response=parse_token_response(outcome.response or {}, received_at=outcome.received_at),
+    )
+    revoke_after_commit(orphan.pk)
