@@ -2,7 +2,7 @@
 
 social-auth's own admin shows and edits ``extra_data`` (and its partial-pipeline table can hold a
 whole provider response), so those registrations are replaced: identities are shown read-only
-with the fields staff need, and removing one goes through ``accounts.linking.unlink_identity``.
+with the fields staff need, and removing one goes through ``accounts.unlinking.unlink_identity``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,11 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from social_django.models import Association, Nonce, Partial, UserSocialAuth
 
-from . import linking, merging, sudo
+from activity.admin_mixins import ReadOnlyAdminMixin
+
+from . import merging, sudo, unlinking
+from .exceptions import LinkingError
+from .issuers import recorded_issuer
 from .models import IdentityDetails, User
 
 for model in (UserSocialAuth, Nonce, Association, Partial):
@@ -22,15 +26,7 @@ for model in (UserSocialAuth, Nonce, Association, Partial):
         admin.site.unregister(model)
 
 
-class ReadOnlyMixin:
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-
-class IdentityInline(ReadOnlyMixin, admin.TabularInline):
+class IdentityInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = UserSocialAuth
     fields = ("provider", "uid", "email", "email_verified", "account_name", "created")
     readonly_fields = fields
@@ -134,8 +130,11 @@ class UserAdmin(DjangoUserAdmin):
 
 
 @admin.register(UserSocialAuth)
-class IdentityAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    """Identities, without ``extra_data``. Deleting one unlinks it the same way the user would."""
+class IdentityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Identities, without ``extra_data``. Deleting one unlinks it the same way the user would.
+
+    No raw delete (the mixin): the bulk "unlink" action keeps the rules; the raw delete would not.
+    """
 
     list_display = ("pk", "provider", "uid", "user", "profile_state", "email", "created")
     list_filter = ("provider", "user__is_active")
@@ -155,9 +154,6 @@ class IdentityAdmin(ReadOnlyMixin, admin.ModelAdmin):
     actions = ["unlink_selected"]
     list_select_related = ("user", "details")
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False  # the bulk "unlink" action keeps the rules; the raw delete would not
-
     @admin.display(description="profile")
     def profile_state(self, obj: UserSocialAuth) -> str:
         # An identity on a retired profile cannot sign in and blocks relinking: "Unlink" repairs it.
@@ -168,8 +164,6 @@ class IdentityAdmin(ReadOnlyMixin, admin.ModelAdmin):
     @admin.display(description="issuer")
     def issuer(self, obj: UserSocialAuth) -> str:
         # Issue 20.1: the issuer the identity is bound to; accounts_oidc_issuer moves it.
-        from .issuers import recorded_issuer
-
         return recorded_issuer(obj) or "-"
 
     @admin.display(description="email")
@@ -194,7 +188,7 @@ class IdentityAdmin(ReadOnlyMixin, admin.ModelAdmin):
         done = 0
         for identity in queryset.select_related("user"):
             try:
-                linking.unlink_identity(
+                unlinking.unlink_identity(
                     user=identity.user,
                     identity_id=identity.pk,
                     actor=request.user,
@@ -203,7 +197,7 @@ class IdentityAdmin(ReadOnlyMixin, admin.ModelAdmin):
                     staff_repair=True,
                 )
                 done += 1
-            except linking.LinkingError as error:
+            except LinkingError as error:
                 self.message_user(request, f"{identity.provider} {identity.uid}: {error}", messages.ERROR)
         if done:
             self.message_user(
@@ -212,7 +206,7 @@ class IdentityAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(IdentityDetails)
-class IdentityDetailsAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class IdentityDetailsAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "identity",
         "email",
@@ -223,6 +217,3 @@ class IdentityDetailsAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "linked_at",
     )
     list_select_related = ("identity",)
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False

@@ -17,11 +17,11 @@ from django.views.decorators.debug import sensitive_variables
 from social_core.backends.oauth import BaseOAuth2PKCE
 from social_core.exceptions import SocialAuthBaseException
 
-from . import refusals
+from . import flow_state, refusals
 
 
 def lower_domain(email: str) -> str:
-    """Lower-case the domain only: the local part is the provider's business (DESIGN.md)."""
+    """Lower-case the domain only: the local part is the provider's business (RFC 5321)."""
     local, sep, domain = email.strip().rpartition("@")
     if not sep:
         return email.strip()
@@ -126,8 +126,9 @@ class ProviderProfileMixin:
         scope = list(super().get_scope())  # type: ignore[misc]
         request = getattr(self.strategy, "request", None)  # type: ignore[attr-defined]
         if request is not None and hasattr(request, "session"):
-            flow = request.session.get(f"auth_flow:{self.name}") or {}  # type: ignore[attr-defined]
-            scope += [s for s in flow.get("scopes", []) if isinstance(s, str) and s not in scope]
+            flow = flow_state.auth_flow(request.session, self.name)  # type: ignore[attr-defined]
+            wanted = flow.scopes if flow is not None else []
+            scope += [s for s in wanted if isinstance(s, str) and s not in scope]
         return scope
 
     def get_scope_argument(self) -> dict[str, str]:
@@ -142,7 +143,8 @@ class ProviderProfileMixin:
 
     def auth_extra_arguments(self) -> dict[str, str]:
         extra = dict(super().auth_extra_arguments())  # type: ignore[misc]
-        if self.strategy.session_get("auth_flow_fresh"):  # type: ignore[attr-defined]
+        flow = flow_state.auth_flow(self.strategy.session, self.name)  # type: ignore[attr-defined]
+        if flow is not None and flow.fresh:
             extra.update(self.FRESH_LOGIN_ARGUMENTS)
         return extra
 

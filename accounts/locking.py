@@ -83,7 +83,7 @@ def lock_identities(*, user_ids: Iterable[int] = (), identity_ids: Iterable[int]
 
 def check_active(user: User | None, *, user_id: int | None = None) -> User:
     """``user`` if it is an active, unmerged profile; else ``InactiveProfile``."""
-    if user is None or not user.is_active or user.merged_into_id is not None:
+    if user is None or not user.is_live:
         raise InactiveProfile(
             user.pk if user is not None else user_id, user.merged_into_id if user is not None else None
         )

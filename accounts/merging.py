@@ -1,15 +1,14 @@
 """Merging one profile into another, for people (after fresh proof of both) and for staff.
 
 ``merge_profiles`` is the one place a merge happens: one transaction that locks both profiles,
-moves the chosen identities, lets the vault re-key or revoke tokens (``profiles_merging``),
-deletes the rest, ends the source profile's sessions and keeps it as an inactive tombstone.
-The flow state for people (which identities they just proved) lives in the session and is kept
-by the functions at the bottom.
+moves the chosen identities, lets the vault re-key or revoke tokens (``accounts.adapter``'s
+``profiles_merging``), deletes the rest, ends the source profile's sessions and keeps it as an
+inactive tombstone.
+The person's steps before it (which identities they just proved) are ``accounts.merge_flow``.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -23,12 +22,10 @@ from activity import recording
 
 from . import notifications
 from .activity_kinds import AccountKind
+from .adapter import get_adapter
 from .locking import lock_identities, lock_profiles
 from .models import IdentityDetails, User, UserSession
 from .providers import provider_title
-from .signals import profiles_merging
-
-MERGE_SESSION_KEY = "merge_flow"
 
 
 class MergeError(Exception):
@@ -76,10 +73,7 @@ class MergePlan:
 
 def merge_extras(source: User) -> dict:
     """What other apps report about ``source`` for the review (token sets, agent keys ...)."""
-    extras: dict = {}
-    for path in getattr(settings, "ACCOUNTS_MERGE_REVIEW_EXTRAS", []):
-        extras.update(import_string(path)(source))
-    return extras
+    return get_adapter().merge_review(source)
 
 
 def plan_merge(*, into: User, source: User, move_identity_ids: list[int] | None = None) -> MergePlan:
@@ -98,7 +92,7 @@ def _check_pair(into: User, source: User) -> None:
     if into.pk == source.pk:
         raise MergeError("A profile cannot be merged into itself.")
     for user in (into, source):
-        if user.merged_into_id is not None or not user.is_active:
+        if not user.is_live:
             raise MergeConflict(f"Profile {user.pk} was already merged or deactivated; nothing was changed.")
 
 
@@ -126,7 +120,7 @@ def merge_profiles(
     with transaction.atomic():
         # The one lock order (``accounts.locking``): both profiles (ascending id, so
         # opposite-direction merges cannot deadlock; the second sees the first's result and is
-        # refused), then their identities; the vault's receivers lock token sets last. A refresh
+        # refused), then their identities; the adapter (the vault's) locks token sets last. A refresh
         # in flight holds the same rows in the same order, so the merge waits for it and then
         # moves (and re-binds) the tokens it wrote.
         locked = lock_profiles([into.pk, source.pk])
@@ -145,21 +139,9 @@ def merge_profiles(
         moved_ids = [i.pk for i in plan.move]
         dropped_ids = [i.pk for i in plan.drop]
 
-        UserSocialAuth.objects.filter(pk__in=moved_ids).update(user=into)
-        # A moved identity never becomes the default over one ``into`` already had.
-        for identity in plan.move:
-            has_default = IdentityDetails.objects.filter(
-                identity__user=into, identity__provider=identity.provider, is_default=True
-            ).exclude(identity=identity)
-            if has_default.exists():
-                IdentityDetails.objects.filter(identity=identity).update(
-                    is_default=False, created_profile=False
-                )
-            else:
-                IdentityDetails.objects.filter(identity=identity).update(created_profile=False)
+        _move_identities(plan.move, into=into)
 
-        profiles_merging.send(
-            sender=User,
+        get_adapter(request).profiles_merging(
             source=source,
             into=into,
             moved_identity_ids=moved_ids,
@@ -174,26 +156,59 @@ def merge_profiles(
         source.save(update_fields=["is_active", "merged_into", "password"])
         _end_sessions(source)
 
-        by = f" by staff {actor}" if actor else ""
-        recording.record(
-            kind=AccountKind.MERGED,
-            user=into,
+        _record_merge(
+            into=into,
+            source=source,
+            moved_ids=moved_ids,
+            dropped_ids=dropped_ids,
             actor=actor,
             request=request,
-            message=f"Merged profile {source.pk} into this one{by}: moved {len(moved_ids)} account(s), "
-            f"dropped {len(dropped_ids)}",
-            data={"source": source.pk, "moved": moved_ids, "dropped": dropped_ids},
-        )
-        recording.record(
-            kind=AccountKind.MERGED,
-            user=source,
-            actor=actor,
-            request=request,
-            message=f"This profile was merged into profile {into.pk}{by}",
-            data={"into": into.pk, "moved": moved_ids, "dropped": dropped_ids},
         )
         transaction.on_commit(lambda: notifications.profiles_merged(into=into, source=source))
     return plan
+
+
+def _move_identities(identities: list[UserSocialAuth], *, into: User) -> None:
+    """Re-home the identities; a moved one never becomes the default over one ``into`` already had."""
+    UserSocialAuth.objects.filter(pk__in=[i.pk for i in identities]).update(user=into)
+    for identity in identities:
+        has_default = IdentityDetails.objects.filter(
+            identity__user=into, identity__provider=identity.provider, is_default=True
+        ).exclude(identity=identity)
+        if has_default.exists():
+            IdentityDetails.objects.filter(identity=identity).update(is_default=False, created_profile=False)
+        else:
+            IdentityDetails.objects.filter(identity=identity).update(created_profile=False)
+
+
+def _record_merge(
+    *,
+    into: User,
+    source: User,
+    moved_ids: list[int],
+    dropped_ids: list[int],
+    actor: User | None,
+    request: HttpRequest | None,
+) -> None:
+    """One activity record on each side: the profile that stays and the tombstone."""
+    by = f" by staff {actor}" if actor else ""
+    recording.record(
+        kind=AccountKind.MERGED,
+        user=into,
+        actor=actor,
+        request=request,
+        message=f"Merged profile {source.pk} into this one{by}: moved {len(moved_ids)} account(s), "
+        f"dropped {len(dropped_ids)}",
+        data={"source": source.pk, "moved": moved_ids, "dropped": dropped_ids},
+    )
+    recording.record(
+        kind=AccountKind.MERGED,
+        user=source,
+        actor=actor,
+        request=request,
+        message=f"This profile was merged into profile {into.pk}{by}",
+        data={"into": into.pk, "moved": moved_ids, "dropped": dropped_ids},
+    )
 
 
 def _end_sessions(user: User) -> None:
@@ -202,66 +217,3 @@ def _end_sessions(user: User) -> None:
         store: SessionBase = engine(session_key=record.session_key)
         store.delete()
     UserSession.objects.filter(user=user).delete()
-
-
-# --- The person's merge flow, kept in their session --------------------------------------------
-
-MERGE_PROOF_SECONDS = 600
-
-
-def start_merge_flow(request: HttpRequest) -> None:
-    request.session[MERGE_SESSION_KEY] = {
-        "into": request.user.pk,
-        "started_at": int(time.time()),
-        "into_proved_at": None,
-        "source": None,
-        "proofs": {},
-    }
-
-
-def merge_flow(request: HttpRequest) -> dict | None:
-    """The current merge flow if it belongs to this user and is recent enough to act on."""
-    flow = request.session.get(MERGE_SESSION_KEY)
-    if not isinstance(flow, dict) or flow.get("into") != request.user.pk:
-        return None
-    if time.time() - flow.get("started_at", 0) > MERGE_PROOF_SECONDS:
-        return None
-    return flow
-
-
-def ready_merge(request: HttpRequest) -> tuple[dict, User] | None:
-    """The flow and the other profile, once both fresh sign-ins happened; else None."""
-    flow = merge_flow(request)
-    if flow is None or not flow.get("source") or not flow.get("into_proved_at"):
-        return None
-    source = User.objects.filter(pk=flow["source"]).first()
-    return (flow, source) if source is not None else None
-
-
-def record_into_proof(session: SessionBase, user_id: int) -> None:
-    flow = session.get(MERGE_SESSION_KEY)
-    if isinstance(flow, dict) and flow.get("into") == user_id:
-        flow["into_proved_at"] = int(time.time())
-        session[MERGE_SESSION_KEY] = flow
-
-
-def record_source_proof(session: SessionBase, *, into_id: int, identity: UserSocialAuth) -> bool:
-    """Remember that the person just signed in with ``identity`` of another profile."""
-    flow = session.get(MERGE_SESSION_KEY)
-    if not isinstance(flow, dict) or flow.get("into") != into_id or not flow.get("into_proved_at"):
-        return False
-    if flow.get("source") != identity.user_id:
-        flow["source"] = identity.user_id
-        flow["proofs"] = {}
-    flow["proofs"][str(identity.pk)] = int(time.time())
-    session[MERGE_SESSION_KEY] = flow
-    return True
-
-
-def proven_identity_ids(flow: dict) -> set[int]:
-    now = time.time()
-    return {int(pk) for pk, at in (flow.get("proofs") or {}).items() if now - at <= MERGE_PROOF_SECONDS}
-
-
-def finish_merge_flow(request: HttpRequest) -> None:
-    request.session.pop(MERGE_SESSION_KEY, None)

@@ -8,14 +8,15 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from social_core.exceptions import SocialAuthBaseException
 
 from activity import recording
 
+from . import flow_state
 from .activity_kinds import AccountKind
 from .errors import message_for
-from .linking import FLOW_SESSION_PREFIX
 from .sudo import reauthenticate_url
 
 logger = logging.getLogger(__name__)
@@ -81,10 +82,10 @@ class AuthFlowErrorMiddleware:
             backend is not None and getattr(backend, "state_consumed", lambda: True)()
         )
         if consumed and provider:
-            flow = request.session.pop(FLOW_SESSION_PREFIX + provider, None)
-            request.session.pop("auth_flow_fresh", None)
+            flow = flow_state.pop_auth_flow(request.session, provider)
         else:
-            flow = request.session.get(FLOW_SESSION_PREFIX + provider) if provider else None
+            flow = flow_state.auth_flow(request.session, provider) if provider else None
+        purpose = flow.purpose if flow is not None else ""
         user = request.user if request.user.is_authenticated else None
         recording.record(
             kind=AccountKind.LINK_REFUSED,
@@ -95,16 +96,16 @@ class AuthFlowErrorMiddleware:
             data={
                 "code": exception.code,
                 "stage": exception.stage,
-                "purpose": (flow or {}).get("purpose", ""),
+                "purpose": purpose,
             },
         )
         messages.error(request, message_for(exception))
         if user is not None:
-            target = "/settings/connections/"
-            if (flow or {}).get("purpose") == "reauth":
-                target = reauthenticate_url((flow or {}).get("next") or target)
+            target = reverse("accounts:connections")
+            if flow is not None and purpose == "reauth":
+                target = reauthenticate_url(flow.next or target)
         else:
-            target = "/"
+            target = reverse("accounts:home")
         response = HttpResponseRedirect(target)
         add_never_cache_headers(response)
         return response

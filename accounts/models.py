@@ -8,9 +8,27 @@ provider told us about it (display name, email and whether it verified it) lives
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 from social_django.models import UserSocialAuth
+
+
+def live_profile_filter(path: str = "") -> models.Q:
+    """ "Active and not merged away", for a user reached through ``path`` (e.g. ``"identity__user"``).
+
+    The one spelling of the rule: a merged profile is also deactivated, but both are checked so a
+    profile deactivated by hand and one merged away are never mistaken for each other's repair.
+    """
+    prefix = f"{path}__" if path else ""
+    return models.Q(**{f"{prefix}is_active": True, f"{prefix}merged_into__isnull": True})
+
+
+class UserQuerySet(models.QuerySet):
+    """Selectors over profiles (``User.profiles``)."""
+
+    def live(self) -> UserQuerySet:
+        """Profiles that can sign in and hold identities: active and not merged away."""
+        return self.filter(live_profile_filter())
 
 
 class User(AbstractUser):
@@ -27,11 +45,22 @@ class User(AbstractUser):
         help_text="Set when this profile was merged into another one and kept as a tombstone.",
     )
 
+    # Django's own manager stays the default (declared first: a model's own managers come before
+    # inherited ones) and the one migrations record; ``profiles`` adds the selectors beside it.
+    # Replacing ``objects`` would need a migration that changes nothing in the database.
+    objects = UserManager()
+    profiles = UserQuerySet.as_manager()
+
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
 
     def __str__(self) -> str:
         return self.name or self.email or self.username
+
+    @property
+    def is_live(self) -> bool:
+        """Active and not merged away (``UserQuerySet.live`` for querysets)."""
+        return self.is_active and self.merged_into_id is None
 
     @property
     def display_name(self) -> str:
@@ -41,8 +70,8 @@ class User(AbstractUser):
 class IdentityDetails(models.Model):
     """What the provider reported about one identity, as it reported it.
 
-    ``email_verified`` follows the strict per-provider rule in DESIGN.md; it is what suggested
-    linking trusts, so it is never set from anything but the provider's own answer.
+    ``email_verified`` follows the strict per-provider rule in docs/architecture.md; it is what
+    suggested linking trusts, so it is never set from anything but the provider's own answer.
     """
 
     identity = models.OneToOneField(UserSocialAuth, on_delete=models.CASCADE, related_name="details")

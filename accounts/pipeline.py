@@ -1,7 +1,8 @@
-"""social-auth pipeline steps for sign-in, linking and disconnecting.
+"""social-auth pipeline steps for sign-in and linking.
 
-They run inside social-auth's callback (``SOCIAL_AUTH_PIPELINE``) and disconnect
-(``SOCIAL_AUTH_DISCONNECT_PIPELINE``) as listed in settings, between social-auth's own lookup steps.
+They run inside social-auth's callback (``SOCIAL_AUTH_PIPELINE``) as listed in settings, between
+social-auth's own lookup steps; the disconnect steps are ``accounts.disconnect_pipeline``. The flow
+record they check is ``accounts.flow_state.AuthFlow``.
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ from django.conf import settings
 from django.contrib import messages
 from django.db import transaction
 from django.http import HttpResponseRedirect
+from django.urls import reverse
 from django.utils import timezone
-from social_core.exceptions import AuthAssociationError, AuthPolicyError, AuthSessionError
+from social_core.exceptions import AuthAssociationError, AuthSessionError
 from social_django.models import UserSocialAuth
 
 from activity import recording
 
-from . import merging, notifications, sudo
+from . import flow_state, merge_flow, notifications, sudo
 from .activity_kinds import AccountKind
-from .linking import FLOW_SESSION_PREFIX, PENDING_LINK_SESSION_KEY, sign_in_methods_left
+from .flow_state import AuthFlow, PendingLink
 from .locking import InactiveProfile, lock_active_profile
 from .models import IdentityDetails, User
 from .providers import provider_title
@@ -52,28 +54,28 @@ class FlowRefused(AuthAssociationError):
 
 def check_flow_owner(strategy, backend, user: User | None = None, *args, **kwargs) -> dict[str, Any]:
     """Refuse a callback finished by someone other than whoever started the flow."""
-    flow = strategy.session_get(FLOW_SESSION_PREFIX + backend.name)
-    if not isinstance(flow, dict):
+    flow = flow_state.auth_flow(strategy.session, backend.name)
+    if flow is None:
         raise AuthSessionError(backend, code="session_context_missing", stage="pipeline")
     finishing_user_id = user.pk if user is not None else None
-    if flow.get("user_id") != finishing_user_id:
+    if flow.user_id != finishing_user_id:
         raise AuthSessionError(backend, code="user_mismatch", stage="pipeline")
     # Linking was allowed because the sign-in was recent when it started; it must not be finished
     # long after that window closed (an abandoned tab).
-    if flow.get("purpose") == "link" and time.time() - flow.get("started_at", 0) > settings.SUDO_MODE_SECONDS:
+    if flow.purpose == "link" and time.time() - flow.started_at > settings.SUDO_MODE_SECONDS:
         raise AuthSessionError(backend, code="link_flow_expired", stage="pipeline")
     return {"flow": flow}
 
 
 def capture_merge_proof(
-    strategy, backend, uid: str, flow: dict[str, Any], user: User | None = None, *args, **kwargs
+    strategy, backend, uid: str, flow: AuthFlow, user: User | None = None, *args, **kwargs
 ) -> HttpResponseRedirect | None:
     """In a merge, signing in with the other profile's identity proves control of it.
 
     Runs before ``social_user`` (which would refuse an identity owned by someone else). It never
     signs the person in to the other profile; it only remembers the proof for the review page.
     """
-    if flow.get("purpose") != "merge_proof":
+    if flow.purpose != "merge_proof":
         return None
     if user is None:
         raise AuthSessionError(backend, code="user_mismatch", stage="pipeline")
@@ -82,13 +84,14 @@ def capture_merge_proof(
         raise FlowRefused(backend, code="merge_unknown_identity", stage="pipeline")
     if social.user_id == user.pk:
         raise FlowRefused(backend, code="merge_same_profile", stage="pipeline")
-    if not social.user.is_active or social.user.merged_into_id is not None:
+    if not social.user.is_live:
         raise FlowRefused(backend, code="merge_inactive_profile", stage="pipeline")
     request = strategy.request
-    if request is None or not merging.record_source_proof(request.session, into_id=user.pk, identity=social):
+    if request is None or not merge_flow.record_source_proof(
+        request.session, into_id=user.pk, identity=social
+    ):
         raise FlowRefused(backend, code="merge_flow_expired", stage="pipeline")
-    strategy.session_pop(FLOW_SESSION_PREFIX + backend.name)
-    strategy.session_pop("auth_flow_fresh")
+    flow_state.pop_auth_flow(strategy.session, backend.name)
     recording.record(
         kind=AccountKind.REAUTHENTICATED,
         user=social.user,
@@ -96,7 +99,7 @@ def capture_merge_proof(
         identity=social,
         message=f"Proved control of this profile to merge it into profile {user.pk}",
     )
-    return HttpResponseRedirect("/settings/merge/review/")
+    return HttpResponseRedirect(reverse("accounts:merge_review"))
 
 
 def suggest_existing_profile(
@@ -104,7 +107,7 @@ def suggest_existing_profile(
     backend,
     uid: str,
     response: dict[str, Any],
-    flow: dict[str, Any],
+    flow: AuthFlow,
     user: User | None = None,
     social=None,
     *args,
@@ -115,9 +118,9 @@ def suggest_existing_profile(
     Nothing is created and nobody is signed in; the session keeps who and what (no token), and
     the provider round trip is simply done again for whichever answer the person gives.
     """
-    if user is not None or social is not None or flow.get("purpose") != "signin":
+    if user is not None or social is not None or flow.purpose != "signin":
         return None
-    if flow.get("separate_uid") == [backend.name, str(uid)]:
+    if flow.separate_uid == [backend.name, str(uid)]:
         return None
     email, verified = backend.verified_email(response)
     if not verified:
@@ -125,27 +128,24 @@ def suggest_existing_profile(
     owners = profiles_with_verified_email(email)
     if not owners:
         return None
-    strategy.session_set(
-        PENDING_LINK_SESSION_KEY,
-        {
-            "provider": backend.name,
-            "uid": str(uid),
-            "email": email,
-            "account_name": backend.account_name(response)[:255],
-            "profile_ids": [owner.pk for owner in owners],
-            "at": int(time.time()),
-        },
+    pending = PendingLink(
+        provider=backend.name,
+        uid=str(uid),
+        email=email,
+        account_name=backend.account_name(response)[:255],
+        profile_ids=[owner.pk for owner in owners],
+        at=int(time.time()),
     )
-    strategy.session_pop(FLOW_SESSION_PREFIX + backend.name)
-    strategy.session_pop("auth_flow_fresh")
-    return HttpResponseRedirect("/signin/existing-profile/")
+    flow_state.save_pending_link(strategy.session, pending)
+    flow_state.pop_auth_flow(strategy.session, backend.name)
+    return HttpResponseRedirect(reverse("accounts:existing_profile"))
 
 
 def check_flow_purpose(
-    backend, flow: dict[str, Any], user: User | None = None, social=None, *args, **kwargs
+    backend, flow: AuthFlow, user: User | None = None, social=None, *args, **kwargs
 ) -> None:
     """A re-authentication must use an identity that is already the user's own."""
-    if flow.get("purpose") == "reauth" and (social is None or user is None or social.user_id != user.pk):
+    if flow.purpose == "reauth" and (social is None or user is None or social.user_id != user.pk):
         raise FlowRefused(backend, code="reauth_unknown_identity", stage="pipeline")
 
 
@@ -191,7 +191,7 @@ def save_identity_details(
     social,
     response: dict[str, Any],
     details: dict[str, Any],
-    flow: dict[str, Any],
+    flow: AuthFlow,
     is_new: bool = False,
     new_association: bool = False,
     *args,
@@ -204,7 +204,7 @@ def save_identity_details(
     """
     email, verified = backend.verified_email(response)
     now = timezone.now()
-    purpose = flow.get("purpose")
+    purpose = flow.purpose
     extra = backend.extra_data(user, uid, response, details, kwargs)
     safe_extra = {key: value for key, value in extra.items() if key not in SECRET_EXTRA_DATA_KEYS}
     if social.extra_data != safe_extra:
@@ -230,36 +230,40 @@ def save_identity_details(
         identity_details.last_login_at = now
     identity_details.save()
 
-    request = strategy.request
-    title = provider_title(backend.name)
+    _record_identity_use(
+        strategy.request,
+        user=user,
+        social=social,
+        account_name=identity_details.account_name,
+        purpose=purpose,
+        is_new=is_new,
+        new_association=new_association,
+    )
+    return {"identity_details": identity_details}
+
+
+def _record_identity_use(
+    request, *, user: User, social, account_name: str, purpose: str, is_new: bool, new_association: bool
+) -> None:
+    """The activity record of a completed round trip: linked (and the owner told), confirmed, or
+    signed in."""
+    title = provider_title(social.provider)
     if new_association:
         recording.record(
             kind=AccountKind.LINKED,
             user=user,
             request=request,
             identity=social,
-            message=f"{'Signed up with' if is_new else 'Linked'} {title} account "
-            f"{identity_details.account_name}",
+            message=f"{'Signed up with' if is_new else 'Linked'} {title} account {account_name}",
         )
         if not is_new:
             transaction.on_commit(lambda: notifications.identity_linked(user=user, identity=social))
     elif purpose == "reauth":
-        recording.record(
-            kind=AccountKind.REAUTHENTICATED,
-            user=user,
-            request=request,
-            identity=social,
-            message=f"Confirmed with {title}",
-        )
+        kind, message = AccountKind.REAUTHENTICATED, f"Confirmed with {title}"
+        recording.record(kind=kind, user=user, request=request, identity=social, message=message)
     elif purpose == "signin":
-        recording.record(
-            kind=AccountKind.SIGNED_IN,
-            user=user,
-            request=request,
-            identity=social,
-            message=f"Signed in with {title}",
-        )
-    return {"identity_details": identity_details}
+        kind, message = AccountKind.SIGNED_IN, f"Signed in with {title}"
+        recording.record(kind=kind, user=user, request=request, identity=social, message=message)
 
 
 def finish_flow(
@@ -267,30 +271,26 @@ def finish_flow(
     backend,
     user: User,
     social,
-    flow: dict[str, Any],
+    flow: AuthFlow,
     new_association: bool = False,
     is_new: bool = False,
     *args,
     **kwargs,
 ) -> None:
     """Close the flow record, refresh sudo mode for real sign-ins, and say what happened."""
-    strategy.session_pop(FLOW_SESSION_PREFIX + backend.name)
-    strategy.session_pop("auth_flow_fresh")
-    strategy.session_set("next", flow.get("next") or "/settings/connections/")
+    flow_state.pop_auth_flow(strategy.session, backend.name)
+    flow_state.set_next_after_complete(strategy.session, flow.next or reverse("accounts:connections"))
     request = strategy.request
-    purpose = flow.get("purpose")
+    purpose = flow.purpose
     if request is None:
         return
     if purpose in ("signin", "reauth"):
         sudo.mark_authenticated(request)
     if purpose == "reauth":
-        merging.record_into_proof(request.session, user.pk)
-    pending = request.session.get(PENDING_LINK_SESSION_KEY)
-    if isinstance(pending, dict) and [pending.get("provider"), pending.get("uid")] == [
-        backend.name,
-        social.uid,
-    ]:
-        request.session.pop(PENDING_LINK_SESSION_KEY, None)  # the suggested link is done (or declined)
+        merge_flow.record_into_proof(request.session, user.pk)
+    pending = flow_state.pending_link(request.session)
+    if pending is not None and pending.is_for(backend.name, social.uid):
+        flow_state.clear_pending_link(request.session)  # the suggested link is done (or declined)
     title = provider_title(backend.name)
     name = getattr(getattr(social, "details", None), "account_name", "") or social.uid
     if purpose == "link":
@@ -302,45 +302,3 @@ def finish_flow(
         messages.success(request, f"Confirmed it's you with {title}.")
     elif is_new:
         messages.success(request, f"Welcome! Your profile was created from your {title} account {name}.")
-
-
-# --- Disconnect pipeline --------------------------------------------------------------------------
-
-
-def allowed_to_disconnect(backend, user: User, association_id=None, *args, **kwargs) -> None:
-    """Never leave a user without a way to sign in (our rule, by identity id, not per provider)."""
-    if association_id is None:
-        raise AuthPolicyError(backend, code="disconnect_disallowed", stage="disconnect")
-    if not user.is_active and kwargs.get("staff_repair"):
-        return  # staff removing an identity left on a retired profile: it cannot sign in anyway
-    entries = user.social_auth.filter(pk=association_id)
-    for entry in entries:
-        if sign_in_methods_left(user=user, without=entry) == 0:
-            raise AuthPolicyError(backend, code="disconnect_disallowed", stage="disconnect")
-
-
-def disconnect(strategy, backend, entries, user: User, actor: User | None = None, *args, **kwargs) -> None:
-    """Delete the identities, then record and announce it (the vault step ran before this one)."""
-    request = strategy.request
-    for entry in entries:
-        details = IdentityDetails.objects.filter(identity=entry).first()
-        account_name = details.account_name if details else entry.uid
-        title = provider_title(entry.provider)
-        identity_id = entry.pk
-        recording.record(
-            kind=AccountKind.UNLINKED,
-            user=user,
-            actor=actor,
-            request=request,
-            identity=entry,
-            message=f"Removed {title} account {account_name}" + (f" (by staff {actor})" if actor else ""),
-        )
-        provider, uid = entry.provider, entry.uid
-        entry.delete()
-        transaction.on_commit(
-            lambda provider=provider, uid=uid, account_name=account_name, identity_id=identity_id: (
-                notifications.identity_removed(
-                    user=user, provider=provider, uid=uid, account_name=account_name
-                )
-            )
-        )

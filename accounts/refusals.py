@@ -4,9 +4,9 @@ By then the provider has issued tokens, and the pipeline's transaction (``Provid
 has rolled back everything the flow wrote. These functions run after that rollback, so what they
 write survives the refusal:
 
-* the tokens go to the ``ACCOUNTS_UNKEPT_TOKENS_HANDLERS`` (settings; the vault's
-  ``vault.pipeline.revoke_unkept_tokens``), which keep them encrypted only until they are revoked
-  at the provider. ``accounts`` never imports the vault (DESIGN.md "Layout").
+* the tokens go to the adapter's ``unkept_tokens`` (``accounts.adapter``; the vault's keeps
+  them encrypted only until they are revoked at the provider). ``accounts`` never imports the
+  vault (docs/architecture.md).
 * when someone tried to link an identity that belongs to another profile (``identity_in_use``),
   that identity's owner gets an activity record and a mail.
 """
@@ -16,10 +16,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
-from django.utils.module_loading import import_string
 from django.views.decorators.debug import sensitive_variables
 from social_django.models import UserSocialAuth
 
@@ -27,6 +25,7 @@ from activity import recording
 
 from . import notifications
 from .activity_kinds import AccountKind
+from .adapter import get_adapter
 from .models import User
 from .providers import provider_title
 
@@ -42,23 +41,22 @@ def hand_over_unkept_tokens(
 ) -> None:
     """Give tokens a refused (or unfinished) flow received, and will not keep, to be revoked.
 
-    Each handler is called as ``handler(provider=, uid=, owner_id=, tokens=, reason=)``; a failing
-    handler is logged (by type, never with the tokens) and does not hide the refusal.
+    A failing adapter is logged (by type, never with the tokens) and does not hide the refusal.
     """
     if not isinstance(tokens.get("access_token"), str) or not tokens["access_token"]:
         return
     owner_id = owner.pk if owner is not None and owner.pk else None
-    for path in getattr(settings, "ACCOUNTS_UNKEPT_TOKENS_HANDLERS", []):
-        try:
-            import_string(path)(provider=provider, uid=uid, owner_id=owner_id, tokens=tokens, reason=reason)
-        except Exception as error:  # the person still gets the refusal; staff get the log line
-            logger.error(
-                "Could not hand the %s tokens of a refused flow (%s) to %s: %s",
-                provider,
-                reason,
-                path,
-                type(error).__name__,
-            )
+    adapter = get_adapter()
+    try:
+        adapter.unkept_tokens(provider=provider, uid=uid, owner_id=owner_id, tokens=tokens, reason=reason)
+    except Exception as error:  # the person still gets the refusal; staff get the log line
+        logger.error(
+            "Could not hand the %s tokens of a refused flow (%s) to %s: %s",
+            provider,
+            reason,
+            type(adapter).__qualname__,
+            type(error).__name__,
+        )
 
 
 def identity_in_use_attempt(

@@ -1,23 +1,14 @@
-"""Signals of the accounts app and its receivers.
+"""The accounts app's signal receivers (sign-in and sign-out keep the session list and sudo mode).
 
-``profiles_merging`` is how other apps (the vault) take part in a merge without ``accounts``
-importing them: it is sent inside the merge's transaction, before anything is deleted, and a
-receiver that raises aborts the whole merge (nothing changes). Arguments:
-
-- ``source``: the profile being merged away (it becomes a tombstone),
-- ``into``: the profile that stays,
-- ``moved_identity_ids``: identities (``UserSocialAuth`` ids) that now belong to ``into``,
-- ``dropped_identity_ids``: identities of ``source`` that will be deleted right after,
-- ``actor``: the staff member doing it, or None when the person did it.
+Other apps take part in accounts' work (a merge, the connections page ...) through its adapter
+(``accounts.adapter``), not through signals.
 """
 
 from django.contrib.auth.signals import user_logged_in, user_logged_out
-from django.dispatch import Signal, receiver
+from django.dispatch import receiver
 
 from . import sudo
 from .models import UserSession
-
-profiles_merging = Signal()
 
 
 @receiver(user_logged_in)

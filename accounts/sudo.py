@@ -1,6 +1,7 @@
 """Sudo mode: sensitive changes need a sign-in within the last SUDO_MODE_SECONDS.
 
-The time of the last interactive sign-in (provider round trip or password) is kept in the session.
+The time of the last interactive sign-in (provider round trip or password) is kept in the session
+(``accounts.flow_state``).
 """
 
 from __future__ import annotations
@@ -14,16 +15,16 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
-SESSION_KEY = "auth_at"
+from . import flow_state
 
 
 def mark_authenticated(request: HttpRequest) -> None:
-    request.session[SESSION_KEY] = int(time.time())
+    flow_state.mark_signed_in(request.session)
 
 
 def is_recent(request: HttpRequest) -> bool:
-    signed_in_at = request.session.get(SESSION_KEY)
-    if not isinstance(signed_in_at, int):
+    signed_in_at = flow_state.signed_in_at(request.session)
+    if signed_in_at is None:
         return False
     return time.time() - signed_in_at <= settings.SUDO_MODE_SECONDS
 

@@ -8,18 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Q
-
-from .models import IdentityDetails, User
+from .models import IdentityDetails, User, live_profile_filter
 
 
 def profiles_with_verified_email(email: str, *, exclude_user_id: int | None = None) -> list[User]:
     """Active, unmerged profiles with an identity whose provider verified exactly ``email``."""
     if not email:
         return []
-    query = User.objects.filter(
-        is_active=True,
-        merged_into__isnull=True,
+    query = User.profiles.live().filter(
         social_auth__details__email=email,
         social_auth__details__email_verified=True,
     )
@@ -52,7 +48,7 @@ def suggestions_for(user: User) -> list[Suggestion]:
     rows = (
         IdentityDetails.objects.filter(email__in=emails, email_verified=True)
         .exclude(identity__user=user)
-        .filter(identity__user__is_active=True, identity__user__merged_into__isnull=True)
+        .filter(live_profile_filter("identity__user"))
         .values_list("identity__user_id", "identity__provider")
     )
     by_user: dict[int, set[str]] = {}
@@ -72,7 +68,7 @@ def all_shared_verified_emails() -> list[SharedEmailPair]:
     rows = (
         IdentityDetails.objects.filter(email_verified=True)
         .exclude(email="")
-        .filter(Q(identity__user__is_active=True) & Q(identity__user__merged_into__isnull=True))
+        .filter(live_profile_filter("identity__user"))
         .values_list("email", "identity__user_id")
         .order_by("email", "identity__user_id")
     )

@@ -1,7 +1,7 @@
 from django.urls import path
 
 # ``converters`` registers <dbid:...>: ids in URLs are checked by their format before any query.
-from . import converters, views  # noqa: F401
+from . import converters, merge_views, views  # noqa: F401
 
 app_name = "accounts"
 
@@ -19,8 +19,8 @@ urlpatterns = [
 urlpatterns += [
     path("signin/existing-profile/", views.existing_profile, name="existing_profile"),
     path("signin/existing-profile/link/", views.link_pending, name="link_pending"),
-    path("settings/merge/start/", views.merge_start, name="merge_start"),
-    path("settings/merge/prove/", views.merge_prove, name="merge_prove"),
-    path("settings/merge/review/", views.merge_review, name="merge_review"),
-    path("settings/merge/confirm/", views.merge_confirm, name="merge_confirm"),
+    path("settings/merge/start/", merge_views.merge_start, name="merge_start"),
+    path("settings/merge/prove/", merge_views.merge_prove, name="merge_prove"),
+    path("settings/merge/review/", merge_views.merge_review, name="merge_review"),
+    path("settings/merge/confirm/", merge_views.merge_confirm, name="merge_confirm"),
 ]

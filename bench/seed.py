@@ -163,7 +163,7 @@ class RealGithub:
 
 def user_with_sandbox_github(label: str) -> RealGithub:
     """Run the sandbox's own authorize and code exchange, then store the answer with ``capture_tokens``."""
-    from sandbox import oauth
+    from sandbox import oauth, providers
     from vault.capture import capture_tokens
 
     email = f"{label}@bench.example"
@@ -191,7 +191,7 @@ def user_with_sandbox_github(label: str) -> RealGithub:
         identity = UserSocialAuth.objects.create(user=user, provider="github", uid=issued.grant.subject)
         IdentityDetails.objects.create(
             identity=identity,
-            account_name=oauth.github_login(email),
+            account_name=providers.github_login(email),
             email=email,
             email_verified=True,
             is_default=True,

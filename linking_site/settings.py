@@ -1,6 +1,6 @@
 """Settings for linking_site, read from the environment and `.env` (django-environ).
 
-Every name a deployer sets is listed in DESIGN.md and README.md. Anything else here is derived.
+Every name a deployer sets is listed in README.md. Anything else here is derived.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "linking_site.security.RefuseNulMiddleware",
+    "accounts.security.RefuseNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -58,7 +58,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
-    "linking_site.security.NoStoreForSignedInMiddleware",
+    "accounts.security.NoStoreForSignedInMiddleware",
     "accounts.middleware.AuthFlowErrorMiddleware",
 ]
 
@@ -237,10 +237,10 @@ SOCIAL_AUTH_PIPELINE = [
     "accounts.pipeline.finish_flow",
 ]
 SOCIAL_AUTH_DISCONNECT_PIPELINE = [
-    "accounts.pipeline.allowed_to_disconnect",
+    "accounts.disconnect_pipeline.allowed_to_disconnect",
     "social_core.pipeline.disconnect.get_entries",
     "vault.pipeline.schedule_revocation",
-    "accounts.pipeline.disconnect",
+    "accounts.disconnect_pipeline.disconnect",
 ]
 
 # --- Vault ----------------------------------------------------------------------------------------
@@ -256,13 +256,10 @@ VAULT_REFRESH_DEADLINE = env.float("VAULT_REFRESH_DEADLINE", default=10.0)
 # Absolute base URL of this site, for links handed to agents and sent by email.
 SITE_URL = env.str("SITE_URL", default=f"http://127.0.0.1:{PORT}").rstrip("/")
 
-# Wiring from accounts to the vault without accounts importing it (DESIGN.md "Layout").
-ACCOUNTS_CONNECTIONS_EXTRAS = ["vault.status.connections_extras"]
-ACCOUNTS_MERGE_REVIEW_EXTRAS = ["vault.status.merge_review_extras"]
-# Tokens a provider issued to a flow the site then refused (or stopped at a question): revoked
-# (accounts.refusals; called after the pipeline's rollback).
-ACCOUNTS_UNKEPT_TOKENS_HANDLERS = ["vault.pipeline.revoke_unkept_tokens"]
-READINESS_CHECKS = ["vault.key_checks.readiness_problem"]
+# accounts' one extension point (accounts.adapter): how the vault takes part in accounts' work
+# (token status on the connections page, merges, a refused flow's tokens, /readyz) without
+# accounts importing it (docs/architecture.md "The extension point").
+ACCOUNTS_ADAPTER = "vault.adapter.VaultAccountsAdapter"
 
 # --- Security -------------------------------------------------------------------------------------
 
@@ -286,8 +283,8 @@ X_FRAME_OPTIONS = "DENY"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 
 # Error reports (debug pages, mails to ADMINS, logs) never show secrets, with DEBUG on too.
-DEFAULT_EXCEPTION_REPORTER_FILTER = "linking_site.security.SecretsFilter"
-DEFAULT_EXCEPTION_REPORTER = "linking_site.security.SecretsReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "accounts.security.SecretsFilter"
+DEFAULT_EXCEPTION_REPORTER = "accounts.security.SecretsReporter"
 
 # A strict Content-Security-Policy on every answer (django-csp): no inline script or style
 # anywhere (templates use static/ files only), no framing, no plugins.

@@ -13,6 +13,7 @@ from django.db.models import F
 
 from . import oauth
 from .models import ProviderState
+from .providers import PROVIDERS, normalize_provider
 
 #: ``normal``; ``invalid_grant``: refresh grants answer the provider's invalid-grant error;
 #: ``server_error``: the token endpoint answers 503 JSON; ``slow``: it sleeps
@@ -22,14 +23,14 @@ FAILURE_MODES = ("normal", "invalid_grant", "server_error", "slow", "rate_limite
 
 
 def _row(provider: str) -> ProviderState:
-    row, _created = ProviderState.objects.get_or_create(provider=oauth.normalize_provider(provider))
+    row, _created = ProviderState.objects.get_or_create(provider=normalize_provider(provider))
     return row
 
 
 def get_failure_mode(provider: str) -> str:
     """The provider's current failure mode (``"normal"`` unless someone set another)."""
     mode = (
-        ProviderState.objects.filter(provider=oauth.normalize_provider(provider))
+        ProviderState.objects.filter(provider=normalize_provider(provider))
         .values_list("failure_mode", flat=True)
         .first()
     )
@@ -41,7 +42,7 @@ def set_failure_mode(provider: str, mode: str) -> None:
     if mode not in FAILURE_MODES:
         raise ValueError(f"Unknown failure mode {mode!r}; use one of {', '.join(FAILURE_MODES)}.")
     ProviderState.objects.update_or_create(
-        provider=oauth.normalize_provider(provider), defaults={"failure_mode": mode}
+        provider=normalize_provider(provider), defaults={"failure_mode": mode}
     )
 
 
@@ -51,7 +52,7 @@ def refresh_count(provider: str, *, successful: bool = False) -> int:
     Every request counts, whatever it was answered (so a test can assert "exactly one refresh
     reached the provider"); with ``successful=True``, only those that were answered with tokens.
     """
-    row = ProviderState.objects.filter(provider=oauth.normalize_provider(provider)).first()
+    row = ProviderState.objects.filter(provider=normalize_provider(provider)).first()
     if row is None:
         return 0
     return row.refresh_successes if successful else row.refresh_requests
@@ -66,7 +67,7 @@ def record_refresh(provider: str, *, successful: bool) -> None:
 
 def reset(provider: str | None = None) -> None:
     """Back to normal with zeroed counters, for one provider or both."""
-    providers = [oauth.normalize_provider(provider)] if provider else list(oauth.PROVIDERS)
+    providers = [normalize_provider(provider)] if provider else list(PROVIDERS)
     for name in providers:
         ProviderState.objects.update_or_create(
             provider=name, defaults={"failure_mode": "normal", "refresh_requests": 0, "refresh_successes": 0}

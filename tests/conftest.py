@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from django.core.cache import cache
 
+from .sandbox_support import install_testserver_transport
+
 
 @pytest.fixture(autouse=True)
 def _sandbox_transport(monkeypatch):
-    from sandbox.testing import install_testserver_transport
-
     install_testserver_transport(monkeypatch)
 
 

@@ -2,7 +2,7 @@
 
 Every step is the real one: POST begin (social-auth makes ``state``), follow the provider's
 authorize page and submit its form like a person, then hit the callback with what the provider
-sent back. Provider-to-site server calls reach the sandbox in-process (``sandbox.testing``).
+sent back. Provider-to-site server calls reach the sandbox in-process (``tests.sandbox_support``).
 """
 
 from __future__ import annotations

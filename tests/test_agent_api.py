@@ -17,10 +17,10 @@ from sandbox import state as sandbox_state
 from vault import agents, keyformat, provider_calls
 from vault.activity_kinds import VaultKind
 from vault.models import AgentKey, ConnectRequest, TokenSet
-from vault.testing import expire
 
 from .flows import messages_on, round_trip, sign_in
 from .leaks import cache_contents, decoded_sessions
+from .vault_support import expire
 
 pytestmark = pytest.mark.django_db
 

@@ -1,6 +1,6 @@
 """The OpenAPI document matches the running API: schemathesis fuzzes every operation.
 
-Requests go to ``http://testserver``, which ``sandbox.testing`` routes into Django in process.
+Requests go to ``http://testserver``, which ``tests.sandbox_support`` routes into Django in process.
 """
 
 from __future__ import annotations

@@ -18,8 +18,6 @@ from collections.abc import Callable
 import pytest
 import redis
 
-from vault.testing import run_in_threads
-
 from .deploy_support import (
     PG_SERVER,
     REDIS_SERVER,
@@ -31,6 +29,7 @@ from .deploy_support import (
     stop,
     wait_ready,
 )
+from .vault_support import run_in_threads
 
 #: One database per test process, so that parallel runs (pytest -n) never drop each other's.
 DB_NAME = f"deploy_test_linking_site_{os.getpid()}"
@@ -43,7 +42,7 @@ from django.conf import settings
 from social_django.models import UserSocialAuth
 from accounts.models import IdentityDetails, User
 from sandbox import oauth, state
-from vault.testing import expire
+from tests.vault_support import expire
 from vault.capture import capture_tokens
 
 email = "two-workers@example.com"

@@ -9,6 +9,7 @@ from django.core import mail
 from django.test import Client
 from social_django.models import UserSocialAuth
 
+from accounts import flow_state
 from accounts.activity_kinds import AccountKind
 from accounts.models import User
 from activity.models import Activity
@@ -192,7 +193,9 @@ def test_a_link_finished_long_after_it_started_is_refused(client, settings):
     _begin, authorize_url = start(client, "google-oauth2", next="/settings/connections/")
     assert authorize_url
     session = client.session
-    session["auth_flow:google-oauth2"]["started_at"] -= settings.SUDO_MODE_SECONDS + 1
+    flow = flow_state.auth_flow(session, "google-oauth2")
+    flow.started_at -= settings.SUDO_MODE_SECONDS + 1
+    flow_state.save_auth_flow(session, backend_name="google-oauth2", flow=flow)
     session.save()
     callback = provider_page(client, authorize_url, email="alice@example.com")
     client.get(_path(callback))

@@ -25,10 +25,10 @@ from accounts.oidc.backend import OpenIdConnectAuth
 from activity.models import Activity
 from vault.activity_kinds import VaultKind
 from vault.models import TokenSet
-from vault.testing import stored_tokens
 
 from . import oidc_fixtures
 from .oidc_fixtures import NAMED_PROVIDER, SiteSession
+from .vault_support import stored_tokens
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 

@@ -2,7 +2,7 @@
 
 Most tests drive the sandbox endpoints with Django's test client, as a browser and a backend would;
 the last group drives the real backend classes, whose ``requests`` calls reach the sandbox
-in-process through ``sandbox.testing``.
+in-process through ``tests.sandbox_support``.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ from django.utils import timezone
 from social_core.exceptions import AuthCredentialError, AuthProviderError
 from social_django.utils import load_backend, load_strategy
 
-from sandbox import oauth, state
+from sandbox import providers, state
 from sandbox.backends import SandboxGithubOAuth2, SandboxGoogleOAuth2
 from sandbox.models import AccessToken, Grant, RefreshToken
-from sandbox.testing import install_testserver_transport, is_testserver_url
+
+from .sandbox_support import install_testserver_transport, is_testserver_url
 
 pytestmark = pytest.mark.django_db
 
@@ -315,7 +316,7 @@ def test_google_code_exchange_shape(client, settings):
     expected = hmac.new(google_client()[1].encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
     assert base64.urlsafe_b64decode(signature + "==") == expected
     claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
-    assert claims["sub"] == oauth.google_sub("ada@example.com")
+    assert claims["sub"] == providers.google_sub("ada@example.com")
     assert claims["aud"] == google_client()[0]
     assert claims["email_verified"] is True
 
@@ -524,7 +525,7 @@ def test_google_userinfo_shape(client):
     response = userinfo(client, tokens["access_token"])
     assert response.status_code == 200
     assert response.json() == {
-        "sub": oauth.google_sub("ada.lovelace@example.com"),
+        "sub": providers.google_sub("ada.lovelace@example.com"),
         "name": "Ada King Lovelace",
         "given_name": "Ada",
         "family_name": "King Lovelace",
@@ -567,10 +568,10 @@ def test_github_user_and_emails_shape(client):
         assert response.status_code == 200
         user = response.json()
         assert {"login", "id", "node_id", "avatar_url", "name", "email", "html_url", "type"} <= set(user)
-        assert user["id"] == oauth.github_id("grace@example.com")
+        assert user["id"] == providers.github_id("grace@example.com")
         assert isinstance(user["id"], int)
         assert 10_000_000 <= user["id"] < 100_000_000
-        assert user["login"] == oauth.github_login("grace@example.com")
+        assert user["login"] == providers.github_login("grace@example.com")
         assert user["login"].startswith("grace-")
         assert user["name"] == "Grace Hopper"
         assert user["email"] is None
@@ -605,8 +606,8 @@ def test_same_email_gives_same_subject(client):
     gh_second = github_tokens(client, email="LINUS@example.com")
     ids = [github_api(client, "user", t["access_token"]).json()["id"] for t in (gh_first, gh_second)]
     assert ids[0] == ids[1]
-    assert oauth.github_login("linus@example.com") == oauth.github_login("LINUS@EXAMPLE.COM")
-    assert oauth.github_login("linus@example.com") != oauth.github_login("linus@example.org")
+    assert providers.github_login("linus@example.com") == providers.github_login("LINUS@EXAMPLE.COM")
+    assert providers.github_login("linus@example.com") != providers.github_login("linus@example.org")
 
 
 def test_granted_scopes_are_the_checked_ones(client):
@@ -757,7 +758,7 @@ def test_invalid_grant_mode_refuses_refresh_only(client):
 
 def test_slow_mode_sleeps_then_answers(client, settings, monkeypatch):
     slept = []
-    monkeypatch.setattr("sandbox.views.time.sleep", slept.append)
+    monkeypatch.setattr("sandbox.answers.time.sleep", slept.append)
     settings.SANDBOX_SLOW_SECONDS = 2.5
     tokens = github_tokens(client)
     state.set_failure_mode("github", "slow")
@@ -879,7 +880,7 @@ def test_transport_reaches_the_sandbox_from_inside_a_request(client, transport):
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == 200
-    assert body["user"]["id"] == oauth.github_id("ada@example.com")
+    assert body["user"]["id"] == providers.github_id("ada@example.com")
     # What the inner requests wrote is visible to the outer test (same connection, same transaction).
     assert not state.token_is_active("github", tokens["refresh_token"])
     assert state.token_is_active("github", body["refreshed"]["refresh_token"])
@@ -901,7 +902,7 @@ def test_real_github_backend_refreshes_against_the_sandbox(client, transport):
     assert refused.value.code == "reauthentication_required"
 
     data = backend.user_data(refreshed["access_token"])
-    assert data["id"] == oauth.github_id("ada@example.com")
+    assert data["id"] == providers.github_id("ada@example.com")
     assert data["emails"][0]["verified"] is True
     assert data["email"] == "ada@example.com"
 
@@ -916,7 +917,7 @@ def test_real_google_backend_refreshes_reads_profile_and_revokes(client, transpo
     assert state.refresh_count("google") == 1
 
     profile = backend.user_data(refreshed["access_token"])
-    assert profile["sub"] == oauth.google_sub("ada@example.com")
+    assert profile["sub"] == providers.google_sub("ada@example.com")
     assert backend.verified_email(profile) == ("ada@example.com", True)
 
     assert backend.revoke_token(refreshed["access_token"], profile["sub"]) is True

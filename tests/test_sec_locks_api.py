@@ -19,9 +19,9 @@ from django.test import Client
 from accounts.models import User
 from vault import agents
 from vault.models import TokenSet
-from vault.testing import expire
 
 from .flows import sign_in
+from .vault_support import expire
 
 
 @contextlib.contextmanager

@@ -21,9 +21,9 @@ from accounts.models import User
 from sandbox.state import token_is_active
 from vault import revocation
 from vault.models import TokenSet
-from vault.testing import let_pause_pass, stored_tokens
 
 from .flows import round_trip, sign_in
+from .vault_support import let_pause_pass, stored_tokens
 
 pytestmark = pytest.mark.django_db
 

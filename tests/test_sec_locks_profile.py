@@ -24,9 +24,9 @@ from sandbox.state import token_is_active
 from vault import agents
 from vault import capture as vault_capture
 from vault.models import TokenSet
-from vault.testing import expire, stored_tokens
 
 from .flows import provider_page, round_trip, sign_in, start
+from .vault_support import expire, stored_tokens
 
 pytestmark = pytest.mark.django_db
 

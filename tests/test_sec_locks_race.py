@@ -26,15 +26,15 @@ from django.test import Client
 from social_django.models import UserSocialAuth
 
 import vault
-from accounts.linking import unlink_identity
 from accounts.merging import merge_profiles
 from accounts.models import User
+from accounts.unlinking import unlink_identity
 from vault import refresh as vault_refresh
 from vault.models import TokenSet
-from vault.testing import expire, stored_tokens
 
 from . import oidc_fixtures
 from .flows import sign_in
+from .vault_support import expire, stored_tokens
 
 fake_op = oidc_fixtures.fake_op
 fake_site = oidc_fixtures.fake_site

@@ -28,10 +28,10 @@ from accounts.oidc import checks as oidc_checks
 from activity.models import Activity
 from vault.agents import create_agent_key
 from vault.models import TokenSet
-from vault.testing import expire
 
 from . import flows, sec_oidc_helpers
 from .sec_oidc_helpers import identities, point_named_at, refused_on_page, remove_backend, round_trip
+from .vault_support import expire
 
 pytestmark = pytest.mark.django_db
 

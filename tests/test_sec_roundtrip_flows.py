@@ -17,22 +17,22 @@ from django.test import Client, RequestFactory
 from social_django.models import UserSocialAuth
 from social_django.utils import load_backend, load_strategy
 
+from accounts import flow_state
 from accounts.activity_kinds import AccountKind
-from accounts.linking import FLOW_SESSION_PREFIX
 from accounts.models import User
 from activity.models import Activity
-from sandbox import oauth
+from sandbox import providers
 from sandbox.models import AuthorizationCode, Grant
-from sandbox.testing import install_testserver_transport
 from vault.activity_kinds import VaultKind
 from vault.models import TokenSet
 
 from .flows import _path, messages_on, provider_page, round_trip, sign_in, start
+from .sandbox_support import install_testserver_transport
 
 pytestmark = pytest.mark.django_db
 
 TOKEN_PATHS = {"google-oauth2": "/sandbox/google/token", "github": "/sandbox/github/login/oauth/access_token"}
-SANDBOX_NAME = {"google-oauth2": oauth.GOOGLE, "github": oauth.GITHUB}
+SANDBOX_NAME = {"google-oauth2": providers.GOOGLE, "github": providers.GITHUB}
 
 
 def _query(url: str) -> dict[str, str]:
@@ -49,7 +49,7 @@ def _token_calls(adapter, provider: str) -> list[tuple[str, str]]:
 
 def _grant(provider: str, email: str) -> Grant:
     return Grant.objects.filter(
-        provider=SANDBOX_NAME[provider], subject=oauth.subject_for(SANDBOX_NAME[provider], email)
+        provider=SANDBOX_NAME[provider], subject=providers.subject_for(SANDBOX_NAME[provider], email)
     ).latest("pk")
 
 
@@ -72,7 +72,7 @@ def test_authorize_url_carries_an_s256_challenge_and_the_code_needs_its_verifier
 def _sandbox_code(client: Client, provider: str, *, challenge: str) -> str:
     """A code from the sandbox's form, for an authorize request with ``challenge`` (S256)."""
     params = {
-        "client_id": oauth.client_credentials(provider)[0],
+        "client_id": providers.client_credentials(provider)[0],
         "redirect_uri": f"http://testserver/complete/{provider}/",
         "response_type": "code",
         "scope": "openid email profile" if provider == "google-oauth2" else "read:user user:email",
@@ -116,7 +116,7 @@ def test_sandbox_refuses_a_code_without_its_verifier_like_the_real_providers(
 ):
     right = "r" * 43
     code = _sandbox_code(client, provider, challenge=_s256(right))
-    client_id, secret = oauth.client_credentials(provider)
+    client_id, secret = providers.client_credentials(provider)
     data = {
         "grant_type": "authorization_code",
         "code": code,
@@ -159,9 +159,9 @@ def test_a_victims_code_redeemed_in_the_attackers_own_flow_links_nothing(
     assert response.status_code == 302
     assert _identities(attacker) == [(other, _identities(attacker)[0][1])]
     assert not UserSocialAuth.objects.filter(
-        provider=provider, uid=oauth.subject_for(provider, "victim@example.com")
+        provider=provider, uid=providers.subject_for(provider, "victim@example.com")
     ).exists()
-    assert not TokenSet.objects.filter(uid=oauth.subject_for(provider, "victim@example.com")).exists()
+    assert not TokenSet.objects.filter(uid=providers.subject_for(provider, "victim@example.com")).exists()
     assert any("could not" in m or "did not" in m or "refused" in m for m in messages_on(client))
 
 
@@ -206,7 +206,7 @@ def test_a_forged_callback_during_a_round_trip_does_not_break_it(client, forged)
 
     # Someone makes the browser load /complete/ with another state (a link, an image tag).
     client.get(f"/complete/google-oauth2/?{urlencode(forged)}")
-    assert FLOW_SESSION_PREFIX + "google-oauth2" in client.session
+    assert flow_state.auth_flow(client.session, "google-oauth2") is not None
 
     response = client.get(_path(real_callback))
     assert response.status_code == 302
@@ -246,9 +246,9 @@ def test_link_flow_expired_after_the_exchange_revokes_the_fresh_tokens(
     _begin, authorize = start(client, "google-oauth2")
     callback = provider_page(client, authorize, email="alice.g@example.com")
     session = client.session
-    flow = session[FLOW_SESSION_PREFIX + "google-oauth2"]
-    flow["started_at"] -= 24 * 3600  # the tab was left open for a day
-    session[FLOW_SESSION_PREFIX + "google-oauth2"] = flow
+    flow = flow_state.auth_flow(session, "google-oauth2")
+    flow.started_at -= 24 * 3600  # the tab was left open for a day
+    flow_state.save_auth_flow(session, backend_name="google-oauth2", flow=flow)
     session.save()
     with django_capture_on_commit_callbacks(execute=True):
         client.get(_path(callback))
@@ -295,7 +295,8 @@ def test_tokens_of_a_refused_flow_are_kept_only_encrypted_until_revoked(client, 
     assert pending.owner_id == User.objects.get().pk
     assert pending.provider == "google-oauth2"
     live = _grant("google-oauth2", "stranger@example.com").access_tokens.get()
-    assert pending.read_access_token() and oauth.hash_token(pending.read_access_token()) == live.token_hash
+    access = pending.read_access_token()
+    assert access and providers.hash_token(access) == live.token_hash
     for field in (pending.access_token_encrypted, pending.refresh_token_encrypted):
         assert pending.read_access_token() not in field
 
@@ -328,7 +329,7 @@ def test_the_owner_is_told_when_someone_tries_to_link_their_identity(
     assert to_bob[0].subject == "Someone tried to link your Google account to another profile"
     assert "Bob Builder" in to_bob[0].body
     # Bob's own link and tokens are untouched.
-    assert _identities(bob) == [("google-oauth2", oauth.subject_for("google", "bob@example.com"))]
+    assert _identities(bob) == [("google-oauth2", providers.subject_for("google", "bob@example.com"))]
     assert TokenSet.objects.filter(identity__user=bob, status=TokenSet.Status.ACTIVE).count() == 1
     assert not TokenSet.objects.filter(identity__isnull=True).exists()
 
@@ -356,14 +357,14 @@ def test_a_browser_on_another_allowed_host_is_sent_to_site_urls_host_before_a_fl
     begin = client.post("/login/github/", HTTP_HOST="127.0.0.1")
     assert begin.status_code == 302
     assert begin.headers["Location"] == "http://testserver/"
-    assert FLOW_SESSION_PREFIX + "github" not in client.session
+    assert flow_state.auth_flow(client.session, "github") is None
     # Machine endpoints answer on any allowed host.
     assert client.get("/healthz", HTTP_HOST="127.0.0.1").status_code == 200
 
 
 def test_the_sandbox_sends_codes_only_to_site_urls_host(client):
     params = {
-        "client_id": oauth.client_credentials("github")[0],
+        "client_id": providers.client_credentials("github")[0],
         "redirect_uri": "http://127.0.0.1/complete/github/",
         "state": "s" * 32,
     }

@@ -23,9 +23,9 @@ from vault import agents, errors
 from vault.activity_kinds import VaultKind
 from vault.models import AgentKey, TokenSet
 from vault.scopes import ScopeLimit
-from vault.testing import stored_tokens
 
 from .flows import sign_in
+from .vault_support import stored_tokens
 
 pytestmark = pytest.mark.django_db
 

@@ -31,9 +31,9 @@ from vault import capture as vault_capture
 from vault import refresh as vault_refresh
 from vault.activity_kinds import VaultKind
 from vault.models import TokenSet
-from vault.testing import expire, http_status, patch_transport, stored_tokens
 
 from .flows import sign_in
+from .vault_support import expire, http_status, patch_transport, stored_tokens
 
 pytestmark = pytest.mark.django_db
 

@@ -17,9 +17,9 @@ from accounts.models import User
 from sandbox import state as sandbox_state
 from vault import agents
 from vault.models import TokenSet
-from vault.testing import expire
 
 from .flows import sign_in
+from .vault_support import expire
 
 pytestmark = pytest.mark.django_db
 

@@ -26,10 +26,10 @@ from sandbox import state as sandbox_state
 from vault import agents, hotpath, keyformat
 from vault.activity_kinds import VaultKind
 from vault.models import TokenSet
-from vault.testing import expire, stored_tokens
 
 from .deploy_support import PYTHON, production_env, run
 from .flows import round_trip, sign_in
+from .vault_support import expire, stored_tokens
 
 pytestmark = pytest.mark.django_db
 

@@ -13,9 +13,9 @@ from vault import access as vault_access
 from vault import errors
 from vault.models import TokenSet
 from vault.status import connections_extras
-from vault.testing import expire, stored_tokens
 
 from .flows import round_trip, sign_in
+from .vault_support import expire, stored_tokens
 
 pytestmark = pytest.mark.django_db
 

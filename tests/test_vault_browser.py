@@ -9,9 +9,9 @@ from playwright.sync_api import expect
 import vault
 from accounts.models import User
 from vault.models import TokenSet
-from vault.testing import expire
 
 from .browser import chromium_page, sandbox_sign_in
+from .vault_support import expire
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -27,9 +27,9 @@ from vault import agents, provider_calls
 from vault.capture import capture_tokens
 from vault.keys import generate_key
 from vault.models import TokenSet
-from vault.testing import expire
 
 from .leaks import cache_contents, decoded_sessions
+from .vault_support import expire
 
 pytestmark = pytest.mark.django_db
 

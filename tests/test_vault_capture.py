@@ -20,9 +20,9 @@ from sandbox import state
 from sandbox.state import token_is_active
 from vault.capture import capture_tokens
 from vault.models import TokenSet
-from vault.testing import expire, stored_tokens
 
 from .flows import round_trip, sign_in
+from .vault_support import expire, stored_tokens
 
 pytestmark = pytest.mark.django_db
 

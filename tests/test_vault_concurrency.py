@@ -16,8 +16,8 @@ from django.db import connection
 from social_django.models import UserSocialAuth
 
 import vault
-from accounts.linking import unlink_identity
 from accounts.models import User
+from accounts.unlinking import unlink_identity
 from activity.models import Activity
 from sandbox import state
 from sandbox.state import token_is_active
@@ -25,9 +25,9 @@ from vault import provider_calls
 from vault import refresh as vault_refresh
 from vault.activity_kinds import VaultKind
 from vault.models import TokenSet
-from vault.testing import expire, run_in_threads, stored_tokens
 
 from .flows import round_trip, sign_in
+from .vault_support import expire, run_in_threads, stored_tokens
 
 CALLS = 20
 

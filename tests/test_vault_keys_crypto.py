@@ -17,9 +17,9 @@ from vault import crypto, errors
 from vault.key_checks import readiness_problem
 from vault.keys import KeyRing, parse_keys
 from vault.models import TokenSet
-from vault.testing import stored_tokens
 
 from .flows import round_trip, sign_in
+from .vault_support import stored_tokens
 
 pytestmark = pytest.mark.django_db
 

@@ -11,9 +11,9 @@ from accounts.merging import merge_profiles, plan_merge
 from accounts.models import User
 from sandbox.state import token_is_active
 from vault.models import TokenSet
-from vault.testing import stored_tokens
 
 from .flows import round_trip, sign_in
+from .vault_support import stored_tokens
 
 pytestmark = pytest.mark.django_db
 

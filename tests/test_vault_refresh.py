@@ -19,9 +19,9 @@ from vault import provider_calls
 from vault import refresh as vault_refresh
 from vault.activity_kinds import VaultKind
 from vault.models import TokenSet
-from vault.testing import expire, http_status, let_pause_pass, patch_transport, stored_tokens, timing_out
 
 from .flows import round_trip, sign_in
+from .vault_support import expire, http_status, let_pause_pass, patch_transport, stored_tokens, timing_out
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,10 @@ from sandbox.state import token_is_active
 from vault import revocation, revokers
 from vault.activity_kinds import VaultKind
 from vault.models import TokenSet
-from vault.testing import (
+
+from .flows import messages_on, round_trip, sign_in
+from .sandbox_support import DjangoTestserverAdapter, install_testserver_transport
+from .vault_support import (
     connection_error,
     expire,
     http_status,
@@ -25,8 +28,6 @@ from vault.testing import (
     patch_transport,
     stored_tokens,
 )
-
-from .flows import messages_on, round_trip, sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -68,8 +69,6 @@ def test_disconnect_revokes_at_the_provider_then_erases_the_tokens(
 def test_google_revocation_posts_the_token_in_the_body_never_the_url(
     client, alice, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from sandbox.testing import DjangoTestserverAdapter
-
     sent = []
     original = DjangoTestserverAdapter.send
 
@@ -110,8 +109,6 @@ def test_failed_revocation_never_blocks_the_disconnect_and_is_retried_by_vault_r
     call_command("vault_refresh", stdout=out)
     assert "Revocations: 0 due" in out.getvalue() and len(seen) == 1
     monkeypatch.undo()
-    from sandbox.testing import install_testserver_transport
-
     install_testserver_transport(monkeypatch)
     let_pause_pass(pending)
     out = io.StringIO()
@@ -164,8 +161,6 @@ def test_relinked_account_keeps_its_grant(client, alice, monkeypatch, django_cap
     with django_capture_on_commit_callbacks(execute=True):
         _disconnect(client, identity)
     monkeypatch.undo()
-    from sandbox.testing import install_testserver_transport
-
     install_testserver_transport(monkeypatch)
     round_trip(client, "github", email="alice@example.com")  # the same GitHub account, linked again
     new_access, _ = stored_tokens(TokenSet.objects.get(identity__provider="github"))

@@ -1,5 +1,5 @@
-"""Issue 13 (vault): rooms of one concern, no import cycles, a token response parsed in one place,
-``TokenSet`` filters and transitions named once."""
+"""Issue 13 (vault): rooms of one concern, a token response parsed in one place, ``TokenSet``
+filters and transitions named once. (No import cycles, site-wide: ``test_layout_imports``.)"""
 
 from __future__ import annotations
 
@@ -16,61 +16,9 @@ VAULT = Path(__file__).resolve().parent.parent / "vault"
 RECEIVED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
-def _modules() -> dict[str, Path]:
-    modules = {}
-    for path in VAULT.rglob("*.py"):
-        parts = path.relative_to(VAULT.parent).with_suffix("").parts
-        if "migrations" not in parts:
-            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
-    return modules
-
-
-def _top_level_imports(name: str, path: Path, known: set[str]) -> set[str]:
-    """The vault modules ``name`` imports at module level (``TYPE_CHECKING`` blocks aside)."""
-    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-    found: set[str] = set()
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            continue
-        if isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*parts, *([base] if base else [])])
-            for alias in node.names:
-                for candidate in (f"{base}.{alias.name}", base):
-                    if candidate in known:
-                        found.add(candidate)
-                        break
-        elif isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names if alias.name in known)
-    return found - {name}
-
-
-def test_vault_modules_import_each_other_without_cycles():
-    modules = _modules()
-    graph = {name: _top_level_imports(name, path, set(modules)) for name, path in modules.items()}
-    # ``vault`` (the package) only re-exports lazily; importing it imports nothing of the vault.
-    assert graph["vault"] == set()
-    visiting: list[str] = []
-    done: set[str] = set()
-
-    def visit(name: str) -> None:
-        if name in done:
-            return
-        assert name not in visiting, " -> ".join([*visiting[visiting.index(name) :], name])
-        visiting.append(name)
-        for target in graph[name]:
-            visit(target)
-        visiting.pop()
-        done.add(name)
-
-    for name in sorted(graph):
-        visit(name)
-
-
 CORE_ROOMS = [
     "access",
+    "adapter",
     "capture",
     "crypto",
     "key_checks",
@@ -106,8 +54,6 @@ def test_core_rooms_are_small_and_import_at_the_top(room):
         if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef)
         for node in ast.walk(function)
         if isinstance(node, ast.Import | ast.ImportFrom)
-        # An optional dependency: accounts may come without merges.
-        and not (isinstance(node, ast.ImportFrom) and node.module == "accounts.signals")
     ]
     assert inline == [], f"vault/{room}.py imports inside functions: {inline}"
 

@@ -17,9 +17,9 @@ from sandbox.state import token_is_active
 from vault import provider_calls, rotation
 from vault.activity_kinds import VaultKind
 from vault.models import TokenSet
-from vault.testing import expire, stored_tokens
 
 from .flows import round_trip
+from .vault_support import expire, stored_tokens
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,10 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 from accounts.providers import provider_title
+from activity.admin_mixins import STAFF_ACTION, ReadOnlyAdminMixin
 
 from . import connect, errors, refresh, revocation
+from .agents import revoke_agent_key
 from .models import AgentKey, ConnectRequest, TokenSet
 
 #: Shown fields: never ``access_token_encrypted`` / ``refresh_token_encrypted`` / ``lease_id``.
@@ -44,7 +46,7 @@ SHOWN_FIELDS = (
 
 
 @admin.register(TokenSet)
-class TokenSetAdmin(admin.ModelAdmin):
+class TokenSetAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "id",
         "provider_name",
@@ -65,25 +67,9 @@ class TokenSetAdmin(admin.ModelAdmin):
     actions = ("force_refresh", "revoke")
     list_select_related = ("identity",)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         # Never load the ciphertexts for a page that must not show them.
         return super().get_queryset(request).defer("access_token_encrypted")
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {
-            **(extra_context or {}),
-            "show_save": False,
-            "show_save_and_continue": False,
-            "show_save_and_add_another": False,
-            "show_delete": False,
-        }
-        return super().change_view(request, object_id, form_url, extra_context)
 
     def changelist_view(self, request, extra_context=None):
         # Tokens this site cannot decrypt are never given up on (issue 20.4): say so at the top.
@@ -121,7 +107,7 @@ class TokenSetAdmin(admin.ModelAdmin):
     def has_refresh_token(self, obj: TokenSet) -> bool:
         return obj.has_refresh_token
 
-    @admin.action(description="Force refresh", permissions=["change"])
+    @admin.action(description="Force refresh", permissions=[STAFF_ACTION])
     def force_refresh(self, request: HttpRequest, queryset: QuerySet) -> None:
         done, failed = 0, {}
         for token_set_id in queryset.values_list("pk", flat=True):
@@ -138,7 +124,7 @@ class TokenSetAdmin(admin.ModelAdmin):
                 request, f"{count} token set(s) not refreshed: {code.replace('_', ' ')}.", messages.WARNING
             )
 
-    @admin.action(description="Revoke at the provider and erase", permissions=["change"])
+    @admin.action(description="Revoke at the provider and erase", permissions=[STAFF_ACTION])
     def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
         results: dict[str, int] = {}
         for token_set_id in queryset.values_list("pk", flat=True):
@@ -159,19 +145,8 @@ class TokenSetAdmin(admin.ModelAdmin):
             self.message_user(request, f"{others} token set(s) were busy or already gone.", messages.WARNING)
 
 
-class _ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-
 @admin.register(AgentKey)
-class AgentKeyAdmin(_ReadOnly):
+class AgentKeyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Agent keys: never the key (only its hash exists), with a revoke action."""
 
     list_display = ("name", "hint", "user", "providers", "created_at", "expires_at", "last_used_at", "state")
@@ -195,10 +170,8 @@ class AgentKeyAdmin(_ReadOnly):
     actions = ["revoke_selected"]
     list_select_related = ("user",)
 
-    @admin.action(description="Revoke selected agent keys", permissions=["change"])
+    @admin.action(description="Revoke selected agent keys", permissions=[STAFF_ACTION])
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
-        from .agents import revoke_agent_key
-
         count = 0
         for key in queryset.filter(revoked_at__isnull=True).select_related("user"):
             revoke_agent_key(
@@ -209,7 +182,7 @@ class AgentKeyAdmin(_ReadOnly):
 
 
 @admin.register(ConnectRequest)
-class ConnectRequestAdmin(_ReadOnly):
+class ConnectRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "user", "agent_key", "provider", "scopes", "status", "created_at", "expires_at")
     list_filter = ("status", "provider")
     search_fields = ("id", "user__username", "user__email")

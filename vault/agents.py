@@ -167,7 +167,7 @@ def revoke_all_keys(*, user: User, reason: str) -> int:
 
 def check_usable(key: AgentKey | None) -> AgentKey:
     """``key`` if it may be used now: not revoked or expired, its user active and not merged away."""
-    if key is None or not key.is_active or not key.user.is_active or key.user.merged_into_id is not None:
+    if key is None or not key.is_active or not key.user.is_live:
         raise InvalidKey()
     return key
 

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 from social_django.models import UserSocialAuth
 
@@ -65,7 +66,7 @@ class RequestClosed(Exception):
 
 
 def page_url(request: ConnectRequest) -> str:
-    return f"{settings.SITE_URL}/connect/{request.id}/"
+    return f"{settings.SITE_URL}{reverse('vault:connect_request', kwargs={'request_id': request.id})}"
 
 
 def as_dict(request: ConnectRequest) -> dict[str, object]:

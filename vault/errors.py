@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.urls import reverse
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ def authorize_url(provider: str, scopes: Iterable[str] = ()) -> str:
         if scope and scope not in seen:
             seen.add(scope)
             query.append(("scope", scope))
-    return f"{settings.SITE_URL}/settings/connections/?{urlencode(query)}"
+    return f"{settings.SITE_URL}{reverse('accounts:connections')}?{urlencode(query)}"
 
 
 class TokenVaultError(Exception):

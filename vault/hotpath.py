@@ -4,7 +4,7 @@ The token request runs on nearly every agent call, so its reads are three fixed 
 one write a fixed insert, prepared on PostgreSQL (``vault.prepared``), where the ORM's per-call
 compilation would cost more than the database round trip (bench/README.md). They live here, and
 only here, with their row types: callers get a ``ResolvedAccount``, a ``KeyLookup`` or an
-``AgentKey``, never a row to take apart by position (tests/test_layout.py holds that line).
+``AgentKey``, never a row to take apart by position (tests/test_layout_sql.py holds that line).
 
 Everything else in the site, the other activity records included, goes through the ORM.
 """

@@ -13,8 +13,7 @@ connect request in ``error.details``: the URL the agent shows its user.
 from __future__ import annotations
 
 from django.views.decorators.debug import sensitive_variables
-
-from accounts import linking
+from social_django.models import UserSocialAuth
 
 from . import access, agents, connect, errors, hotpath, keyformat
 from .access import AccessToken
@@ -109,9 +108,30 @@ def _token_the_long_way(
 
 def _account_from_hint(key: AgentKey, connection: str, hint: str) -> int:
     """``login_hint``: an identity id, or the account's login/name or email at the provider."""
-    found = linking.identity_matching_hint(user_id=key.user_id, provider=connection, hint=hint)
+    found = identity_matching_hint(user_id=key.user_id, provider=connection, hint=hint)
     if found is None:
         raise errors.ConnectionRequired(
             f"No linked {connection} account matches login_hint.", connection=connection
         )
     return found
+
+
+def identity_matching_hint(*, user_id: int, provider: str, hint: str) -> int | None:
+    """The user's identity of ``provider`` named by a login hint: its id, uid, login/name or email.
+
+    Compared case-insensitively; None when nothing of the user's matches (another user's accounts
+    are never searched).
+    """
+    wanted = hint.strip().lower()
+    if not wanted:
+        return None
+    for identity in UserSocialAuth.objects.filter(user_id=user_id, provider=provider).select_related(
+        "details"
+    ):
+        details = getattr(identity, "details", None)
+        names = {str(identity.pk), identity.uid.lower()}
+        if details is not None:
+            names |= {details.account_name.lower(), details.email.lower()}
+        if wanted in names - {""}:
+            return identity.pk
+    return None

@@ -79,7 +79,7 @@ def revoke_unkept_tokens(
 ) -> int | None:
     """Tokens a refused or unfinished flow received: keep them encrypted only until revoked.
 
-    Wired by ``ACCOUNTS_UNKEPT_TOKENS_HANDLERS`` (``accounts.refusals`` calls it after the
+    Called through accounts' adapter (``vault.adapter``; ``accounts.refusals`` calls it after the
     pipeline's rollback). The tokens become a detached ``revoke_pending`` token set, exactly like a
     removed identity's, and one revocation attempt is made after commit; ``vault_refresh`` retries
     with back-off. ``owner_id`` 0 means nobody was signed in. Returns the token set's id.

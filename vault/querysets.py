@@ -9,6 +9,8 @@ from datetime import datetime
 from django.db import models
 from django.db.models import Q
 
+from accounts.models import live_profile_filter
+
 #: Codes that say *this site* cannot read its own tokens (a wrong or missing vault key), not that
 #: the provider failed: a revocation that hit one waits for the right key (issue 20.4).
 KEY_FAULT_CODES = frozenset({"decryption_failed", "vault_key_missing"})
@@ -41,7 +43,7 @@ class TokenSetQuerySet(models.QuerySet):
             self.linked()
             .filter(status=self.model.Status.ACTIVE, expires_at__lte=horizon)
             .exclude(refresh_token_encrypted="")
-            .filter(identity__user__is_active=True, identity__user__merged_into__isnull=True)
+            .filter(live_profile_filter("identity__user"))
         )
 
     def encrypted(self) -> TokenSetQuerySet:

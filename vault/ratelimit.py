@@ -22,6 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 
 from . import errors
 
@@ -152,8 +153,6 @@ def _redis() -> _Redis | None:
     ``cache`` is a proxy to a per-thread backend; the Redis client and its scripts are kept on
     that backend, since building a client costs as much as a round trip.
     """
-    from django.core.cache.backends.redis import RedisCache
-
     backend = caches["default"]
     if not isinstance(backend, RedisCache):
         return None

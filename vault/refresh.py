@@ -37,7 +37,7 @@ from django.views.decorators.debug import sensitive_variables
 from social_django.models import UserSocialAuth
 
 from accounts.issuers import configured_issuers, unusable_reason
-from accounts.models import User
+from accounts.models import User, live_profile_filter
 from accounts.providers import provider_title
 
 from . import errors
@@ -113,7 +113,7 @@ def _still_owned(ctx: RefreshContext) -> bool:
     """The identity is still the caller's, on an active profile (a merged-away or deactivated
     profile's tokens are never refreshed: issue 20.3, cron kept refreshing them)."""
     return UserSocialAuth.objects.filter(
-        pk=ctx.identity_id, user_id=ctx.owner.pk, user__is_active=True, user__merged_into__isnull=True
+        live_profile_filter("user"), pk=ctx.identity_id, user_id=ctx.owner.pk
     ).exists()
 
 

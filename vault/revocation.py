@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 #: Failed attempts (provider errors) before giving up on a revocation. The pauses between them
 #: double from ``BACKOFF_BASE_SECONDS``: 1, 2, 4 ... 256 minutes, 30,660 s (about 8.5 hours) from
-#: the first attempt to the last (``give_up_after_seconds()``; docs/vault.md says the same).
+#: the first attempt to the last (``give_up_after_seconds()``; docs/deploy.md says the same).
 MAX_ATTEMPTS = 10
 BACKOFF_BASE_SECONDS = 60
 BACKOFF_MAX_SECONDS = 12 * 3600

@@ -1,7 +1,7 @@
-"""Token status for the connections page (wired by ``ACCOUNTS_CONNECTIONS_EXTRAS``).
+"""Token status for the connections page (through accounts' adapter, ``vault.adapter``).
 
 ``connections_extras(user)`` answers for all of the user's identities in one query; the dicts are
-rendered by ``templates/vault/identity_token_status.html``. Nothing in them is secret.
+rendered by ``vault/templates/vault/identity_token_status.html``. Nothing in them is secret.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def connections_extras(user) -> dict[int, dict[str, Any]]:
 
 
 def merge_review_extras(source) -> dict[str, str]:
-    """For the merge review (``ACCOUNTS_MERGE_REVIEW_EXTRAS``): what happens to ``source``'s tokens."""
+    """For the merge review (``vault.adapter``): what happens to ``source``'s tokens."""
     token_sets = list(TokenSet.objects.filter(identity__user=source).values_list("status", flat=True))
     if not token_sets:
         return {"stored tokens": "none"}

@@ -11,6 +11,8 @@ from .connect import ConnectRequestIdConverter
 # so the page is a 404.
 register_converter(ConnectRequestIdConverter, "crid")
 
+app_name = "vault"
+
 urlpatterns = [
     path("api/v1/token", api.token_endpoint, name="api_token"),
     path("api/v1/connections", api.connections_endpoint, name="api_connections"),

@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -44,7 +45,7 @@ def agents_page(request: HttpRequest) -> HttpResponse:
         return _agents_page(request, AgentKeyForm())
     if not sudo.is_recent(request):
         messages.info(request, "Please confirm it's you before creating an agent key.")
-        return HttpResponseRedirect(sudo.reauthenticate_url("/settings/agents/"))
+        return HttpResponseRedirect(sudo.reauthenticate_url(reverse("vault:agents")))
     form = AgentKeyForm(request.POST)
     if not form.is_valid():
         return _agents_page(request, form, status=400)
@@ -73,7 +74,7 @@ def revoke_key(request: HttpRequest, key_id: int) -> HttpResponse:
         messages.error(request, str(error))
     else:
         messages.success(request, f"Revoked agent key {row.name} ({row.hint}). It stops working at once.")
-    return HttpResponseRedirect("/settings/agents/")
+    return HttpResponseRedirect(reverse("vault:agents"))
 
 
 def _closed_page(request: HttpRequest, status: str) -> HttpResponse:
@@ -98,7 +99,8 @@ _REFUSALS = (connect.ConnectRequestNotFound, connect.NotYourRequest, connect.Req
 def connect_page(request: HttpRequest, request_id: str) -> HttpResponse:
     """Where a user approves or declines an agent's request."""
     if not request.user.is_authenticated:
-        return HttpResponseRedirect("/?" + urlencode({"next": f"/connect/{request_id[:40]}/"}))
+        here = reverse("vault:connect_request", kwargs={"request_id": request_id})
+        return HttpResponseRedirect(f"{reverse('accounts:home')}?{urlencode({'next': here})}")
     try:
         found = connect.open_for_user(request_id=request_id, user=request.user)
     except connect.RequestClosed as closed:
@@ -136,7 +138,7 @@ def connect_done(request: HttpRequest, request_id: str) -> HttpResponse:
             f"{provider_title(found.provider)} did not grant everything the agent asked "
             "for. You can try again or decline.",
         )
-        return HttpResponseRedirect(f"/connect/{found.id}/")
+        return HttpResponseRedirect(reverse("vault:connect_request", kwargs={"request_id": found.id}))
     return render(request, "vault/connect_done.html", {"cr": found, "title": provider_title(found.provider)})
 
 
@@ -166,4 +168,4 @@ def connect_decline(request: HttpRequest, request_id: str) -> HttpResponse:
     except _REFUSALS as error:
         return _refusal(request, error)
     messages.info(request, "You declined the agent's request. Nothing was linked.")
-    return HttpResponseRedirect("/settings/agents/")
+    return HttpResponseRedirect(reverse("vault:agents"))

@@ -4,7 +4,9 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts import linking
+from accounts.exceptions import LinkingError
+from accounts.identities import identities_for
+from accounts.lookup import resolve_user
 
 
 class Command(BaseCommand):
@@ -20,11 +22,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, user: str, as_json: bool = False, **options) -> None:
         try:
-            target = linking.resolve_user(user)
-        except linking.LinkingError as error:
+            target = resolve_user(user)
+        except LinkingError as error:
             raise CommandError(str(error)) from None
         rows = []
-        for identity in linking.identities_for(target):
+        for identity in identities_for(target):
             details = getattr(identity, "details", None)
             rows.append(
                 {

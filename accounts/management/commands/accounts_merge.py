@@ -2,7 +2,9 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts import linking, merging
+from accounts import merging
+from accounts.exceptions import LinkingError
+from accounts.lookup import resolve_user, staff_actor
 
 
 class Command(BaseCommand):
@@ -24,11 +26,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, into: str, source: str, yes: bool, dry_run: bool, actor: str, **options):
         try:
-            into_user = linking.resolve_user(into)
-            source_user = linking.resolve_user(source)
-            actor_user = linking.staff_actor(actor)
+            into_user = resolve_user(into)
+            source_user = resolve_user(source)
+            actor_user = staff_actor(actor)
             plan = merging.plan_merge(into=into_user, source=source_user)
-        except (linking.LinkingError, merging.MergeError) as error:
+        except (LinkingError, merging.MergeError) as error:
             raise CommandError(str(error)) from None
         for line in plan.describe():
             self.stdout.write(line)

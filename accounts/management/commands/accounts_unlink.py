@@ -2,8 +2,10 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts import linking
+from accounts.exceptions import LinkingError
+from accounts.lookup import resolve_user, staff_actor
 from accounts.providers import provider_title
+from accounts.unlinking import unlink_identity
 
 
 class Command(BaseCommand):
@@ -25,13 +27,13 @@ class Command(BaseCommand):
 
     def handle(self, *args, user: str, identity_id: int, dry_run: bool, actor: str | None, **options) -> None:
         try:
-            target = linking.resolve_user(user)
-            actor_user = linking.staff_actor(actor) if actor else None
+            target = resolve_user(user)
+            actor_user = staff_actor(actor) if actor else None
             # staff_repair: also an identity left on a merged-away profile (issue 20.3).
-            result = linking.unlink_identity(
+            result = unlink_identity(
                 user=target, identity_id=identity_id, actor=actor_user, dry_run=dry_run, staff_repair=True
             )
-        except linking.LinkingError as error:
+        except LinkingError as error:
             raise CommandError(str(error)) from None
         verb = "Would unlink" if dry_run else "Unlinked"
         self.stdout.write(
