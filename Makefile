@@ -3,15 +3,16 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-PORT ?= 8000
+# `make run PORT=8001` writes the port to .env; a later plain `make run` keeps using it.
+PORT ?= $(or $(shell sed -n 's/^PORT=//p' .env 2>/dev/null | tail -n 1),8000)
 CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: run test setup browser oidc-provider lint format bench clean
 
-$(VENV)/.installed: requirements.lock
+# Runtime and development locks, both hash-checked (a deployment installs requirements.lock only).
+$(VENV)/.installed: requirements.lock requirements-dev.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --require-hashes -r requirements.lock -r requirements-dev.lock
 	touch $@
 
 setup: $(VENV)/.installed
@@ -29,7 +30,7 @@ oidc-provider:
 	@test -d tests/oidc/node_modules || npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
 
 run: setup
-	@DEBUG=on $(PY) manage.py dev_setup
+	@DEBUG=on $(PY) manage.py dev_setup --port $(PORT)
 	@$(PY) manage.py migrate --noinput -v 0
 	@echo
 	@echo "  linking_site is starting on http://127.0.0.1:$(PORT)/ with the sandbox providers."

@@ -11,3 +11,4 @@ class AccountKind(models.TextChoices):
     LINK_REFUSED = "link_refused", "Refused a sign-in or link"
     REAUTHENTICATED = "reauthenticated", "Confirmed identity"
     MERGED = "merged", "Merged profiles"
+    SIGN_IN_THROTTLED = "sign_in_throttled", "Refused a staff sign-in (too many failed attempts)"

@@ -91,6 +91,11 @@ class AccountsAdapter:
         them. An exception is logged by type and does not hide the refusal.
         """
 
+    def granted_scopes(self, user: User, provider: str) -> list[str]:
+        """Scopes ``user`` already granted at ``provider``, which a link or reconnect asks for again
+        so that signing in never takes access away (issue 14.2); empty when unknown."""
+        return []
+
     def readiness_problems(self) -> list[str]:
         """One line per reason the site must not take traffic (``/readyz``); never a secret."""
         return []

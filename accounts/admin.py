@@ -20,6 +20,10 @@ from . import merging, sudo, unlinking
 from .exceptions import LinkingError
 from .issuers import recorded_issuer
 from .models import IdentityDetails, User
+from .staff_sign_in import StaffAdminAuthenticationForm
+
+# The admin's password sign-in is throttled like /staff/login/ (accounts.staff_sign_in).
+admin.site.login_form = StaffAdminAuthenticationForm
 
 for model in (UserSocialAuth, Nonce, Association, Partial):
     if admin.site.is_registered(model):

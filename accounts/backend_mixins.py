@@ -18,6 +18,7 @@ from social_core.backends.oauth import BaseOAuth2PKCE
 from social_core.exceptions import SocialAuthBaseException
 
 from . import flow_state, refusals
+from .adapter import get_adapter
 
 
 def lower_domain(email: str) -> str:
@@ -127,7 +128,14 @@ class ProviderProfileMixin:
         request = getattr(self.strategy, "request", None)  # type: ignore[attr-defined]
         if request is not None and hasattr(request, "session"):
             flow = flow_state.auth_flow(request.session, self.name)  # type: ignore[attr-defined]
-            wanted = flow.scopes if flow is not None else []
+            wanted = list(flow.scopes) if flow is not None else []
+            owner = (
+                get_user_model().objects.filter(pk=flow.user_id).first() if flow and flow.user_id else None
+            )
+            if owner is not None:
+                # A link or reconnect by a known person asks again for what they already granted:
+                # otherwise a provider that does not accumulate grants (OIDC) narrows the token.
+                wanted += get_adapter(request).granted_scopes(owner, self.name)  # type: ignore[attr-defined]
             scope += [s for s in wanted if isinstance(s, str) and s not in scope]
         return scope
 

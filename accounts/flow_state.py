@@ -22,6 +22,9 @@ _AUTH_FLOW_PREFIX = "auth_flow:"
 _PENDING_LINK_KEY = "pending_link"
 _MERGE_FLOW_KEY = "merge_flow"
 _SIGNED_IN_AT_KEY = "auth_at"
+# The agents page (vault) keeps its post/redirect/get key and its form draft here too.
+_AGENT_KEY_SHOWN_ONCE = "vault_new_agent_key"
+_AGENT_FORM_DRAFT = "vault_agent_form_draft"
 # social-auth's own key: where ``complete`` sends the browser once the pipeline is done.
 _SOCIAL_NEXT_KEY = "next"
 
@@ -144,3 +147,40 @@ def signed_in_at(session: Session) -> int | None:
     """When this session last signed in interactively (epoch seconds), if it ever did."""
     value = session.get(_SIGNED_IN_AT_KEY)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@dataclass
+class HeldAgentKey:
+    """A new agent key between the create POST and the GET that shows it once (post/redirect/get).
+
+    ``sealed`` is the key encrypted by the vault (sessions live in the database); this module
+    only keeps it, it cannot read it.
+    """
+
+    key_id: int
+    sealed: str
+
+
+def hold_agent_key(session: Session, held: HeldAgentKey) -> None:
+    session[_AGENT_KEY_SHOWN_ONCE] = asdict(held)
+
+
+def pop_agent_key(session: Session) -> HeldAgentKey | None:
+    """The held key, removed: it is shown once, then forgotten."""
+    held = _from_dict(HeldAgentKey, session.pop(_AGENT_KEY_SHOWN_ONCE, None))
+    if held is None or not isinstance(held.key_id, int) or not isinstance(held.sealed, str):
+        return None
+    return held
+
+
+def hold_agent_form_draft(session: Session, draft: dict[str, list[str]]) -> None:
+    """What was posted to the agent-key form, kept across the "confirm it's you" detour."""
+    session[_AGENT_FORM_DRAFT] = draft
+
+
+def pop_agent_form_draft(session: Session) -> dict[str, list[str]] | None:
+    """The held draft, removed: it fills the form once."""
+    draft = session.pop(_AGENT_FORM_DRAFT, None)
+    if not isinstance(draft, dict):
+        return None
+    return {str(name): [str(v) for v in values] for name, values in draft.items() if isinstance(values, list)}

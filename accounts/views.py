@@ -31,6 +31,7 @@ from .exceptions import LinkingError, SudoRequired
 from .providers import configured_providers, is_configured, provider_title
 from .redirects import safe_next_url
 from .scopes import clean_scopes
+from .staff_sign_in import StaffAuthenticationForm
 from .suggestions import suggestions_for
 
 
@@ -201,6 +202,7 @@ class PasswordSignInView(LoginView):
     """Staff sign-in with a password (users made with createsuperuser)."""
 
     template_name = "accounts/password_sign_in.html"
+    authentication_form = StaffAuthenticationForm  # throttled per address
     redirect_authenticated_user = True
 
     def get_success_url(self) -> str:

@@ -42,9 +42,15 @@ def wait_for_user(session: requests.Session, site: str, request_id: str, deadlin
     return "expired"
 
 
+def default_site() -> str:
+    """LINKING_SITE_URL, else the SITE_URL/PORT a `make run` .env exports, else the dev default."""
+    fallback = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
+    return os.environ.get("LINKING_SITE_URL") or os.environ.get("SITE_URL") or fallback
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--site", default=os.environ.get("LINKING_SITE_URL", "http://127.0.0.1:8000"))
+    parser.add_argument("--site", default=default_site(), help="the site (default: $LINKING_SITE_URL)")
     parser.add_argument("--connection", default="github", help="provider name, e.g. github or google-oauth2")
     parser.add_argument("--scope", action="append", default=[], help="a scope to ask for (repeatable)")
     parser.add_argument("--wait", type=int, default=600, help="seconds to wait for the user")
@@ -56,6 +62,20 @@ def main() -> int:
     site = args.site.rstrip("/")
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {key}"
+    try:
+        return run(session, site, args)
+    except requests.ConnectionError:
+        # One line instead of a traceback: the usual cause is the site not running, or another port.
+        print(f"Cannot reach linking_site at {site}: is it running? Set LINKING_SITE_URL.", file=sys.stderr)
+        return 2
+    except (requests.RequestException, ValueError) as error:
+        print(
+            f"linking_site at {site} did not answer as expected: {error.__class__.__name__}.", file=sys.stderr
+        )
+        return 2
+
+
+def run(session: requests.Session, site: str, args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.wait
 
     for _attempt in range(3):

@@ -121,6 +121,12 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="linking_site <norepl
 LOGIN_URL = "/"
 LOGIN_REDIRECT_URL = "/settings/connections/"
 LOGOUT_REDIRECT_URL = "/"
+# Staff password sign-in (/staff/login/, /admin/login/): failures allowed per address, and the window
+# in seconds after the first failure during which further attempts are refused (accounts.staff_sign_in).
+STAFF_SIGN_IN_LIMIT = (
+    env.int("STAFF_SIGN_IN_FAILURES", default=5),
+    env.int("STAFF_SIGN_IN_WINDOW_SECONDS", default=15 * 60),
+)
 
 SUDO_MODE_SECONDS = env.int("SUDO_MODE_SECONDS", default=900)
 

@@ -100,7 +100,11 @@ def authorize(consent: Consent) -> Authorization:
         grant.email_public = consent.email_public
         grant.scopes = " ".join(_merge(previously, scopes))
         grant.save()
-        token_scopes = _merge(previously, scopes) if consent.include_granted_scopes else scopes
+        # GitHub's token for an OAuth app carries every scope the person ever granted that app;
+        # Google unions earlier grants only when asked (include_granted_scopes=true). A revoked
+        # grant is never found above, so revocation starts over, as at the real providers.
+        cumulative = provider == GITHUB or consent.include_granted_scopes
+        token_scopes = _merge(previously, scopes) if cumulative else scopes
         if provider == GOOGLE:
             # Google sends a refresh token for offline access on first consent, and again only
             # when consent is forced (prompt=consent).

@@ -88,9 +88,10 @@ def test_agents_page_creates_a_key_shown_once(client, alice, django_capture_on_c
                 "expires_in_days": "30",
                 "scopes_github": "read:user",
             },
+            follow=True,  # post/redirect/get: the key is on the page the redirect leads to
         )
     html = created.content.decode()
-    assert created.status_code == 200
+    assert created.status_code == 200 and created.redirect_chain == [("/settings/agents/", 303)]
     assert "no-store" in created.headers["Cache-Control"]
     row = AgentKey.objects.get()
     shown = html.split('data-agent-key="', 1)[1].split('"', 1)[0]
@@ -560,7 +561,9 @@ def test_an_agent_key_appears_only_on_its_creation_page(
     caplog.set_level(logging.DEBUG)
     with django_capture_on_commit_callbacks(execute=True):
         created = client.post(
-            "/settings/agents/", {"name": "canary", "providers": ["github"], "expires_in_days": "7"}
+            "/settings/agents/",
+            {"name": "canary", "providers": ["github"], "expires_in_days": "7"},
+            follow=True,
         )
     key = created.content.decode().split('data-agent-key="', 1)[1].split('"', 1)[0]
     call("POST", "/api/v1/token", key, {"connection": "github"})

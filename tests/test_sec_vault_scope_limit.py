@@ -106,6 +106,7 @@ def test_the_person_can_allow_a_key_the_whole_grant_on_the_agents_page(client, g
             "scopes_github": "read:user",
             "whole_grant": "on",
         },
+        follow=True,
     )
     assert created.status_code == 200
     html = created.content.decode()

@@ -473,6 +473,7 @@ def test_staff_suggest_and_merge_commands(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "move  identity" in out and "Dry run" in out
     assert User.objects.get(pk=other.pk).is_active
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)  # a person at a terminal answers
     monkeypatch.setattr("builtins.input", lambda prompt: "no")
     with pytest.raises(CommandError, match="confirmation was not given"):
         call_command("accounts_merge", str(alice.pk), str(other.pk), "--actor", "root")

@@ -15,6 +15,7 @@ import pytest
 from django.apps import apps
 from django.core import mail, serializers
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection
 from django.test import Client, override_settings
 from django.views.debug import ExceptionReporter
@@ -174,7 +175,10 @@ def _exercise(client, staff, caplog, monkeypatch, settings, django_capture_on_co
             ("vault_status",),
         ):
             out = io.StringIO()
-            call_command(*args, stdout=out, stderr=out)
+            try:
+                call_command(*args, stdout=out, stderr=out)
+            except CommandError as error:  # vault_refresh exits non-zero when one failed (issue 14.6)
+                out.write(str(error))
             seen.append((" ".join(args), out.getvalue()))
         # Disconnecting revokes (the sandbox refuses the unknown canary) without leaking it either.
         with django_capture_on_commit_callbacks(execute=True):

@@ -12,3 +12,4 @@ class VaultKind(models.TextChoices):
     AGENT_KEY_CREATED = "agent_key_created", "Agent key created"
     AGENT_KEY_REVOKED = "agent_key_revoked", "Agent key revoked"
     CONNECT_REQUEST = "connect_request", "Agent connect request"
+    SCOPES_NARROWED = "scopes_narrowed", "Access narrowed"

@@ -25,7 +25,7 @@ from .capture import rebind_owner
 from .connect import cancel_pending
 from .key_checks import readiness_problem
 from .pipeline import revoke_unkept_tokens
-from .status import connections_extras, merge_review_extras
+from .status import connections_extras, granted_scopes, merge_review_extras
 
 
 class VaultAccountsAdapter(AccountsAdapter):
@@ -66,6 +66,9 @@ class VaultAccountsAdapter(AccountsAdapter):
         self, *, provider: str, uid: str, owner_id: int | None, tokens: dict[str, Any], reason: str
     ) -> None:
         revoke_unkept_tokens(provider=provider, uid=uid, owner_id=owner_id, tokens=tokens, reason=reason)
+
+    def granted_scopes(self, user: User, provider: str) -> list[str]:
+        return granted_scopes(user=user, provider=provider)
 
     def readiness_problems(self) -> list[str]:
         problem = readiness_problem()

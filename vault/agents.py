@@ -152,6 +152,36 @@ def revoke_agent_key(
     return row
 
 
+def own_key(*, user: User, key_id: int | str) -> AgentKey | None:
+    """The person's own key by id; someone else's is None, like an unknown one."""
+    try:
+        return AgentKey.objects.filter(pk=int(key_id), user=user).first()
+    except (ValueError, TypeError):
+        return None
+
+
+def rename_agent_key(*, user: User, key_id: int | str, name: str) -> AgentKey:
+    """Give a key a new name (only the person's own); its secret, limits and history stay."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise AgentKeyError("Give the key a name of 1 to 100 characters.")
+    with transaction.atomic():
+        try:
+            row = AgentKey.objects.select_for_update().get(pk=int(key_id), user=user)
+        except (AgentKey.DoesNotExist, ValueError, TypeError):
+            raise AgentKeyError("That agent key was not found.") from None
+        row.name = name
+        row.save(update_fields=["name"])
+    return row
+
+
+def grants_of(*, user: User, key: AgentKey):
+    """Every token this key got, latest first (a queryset: the history page paginates it)."""
+    return Activity.objects.filter(user=user, kind=VaultKind.TOKEN_ISSUED, agent_key_id=key.pk).order_by(
+        "-created_at", "-id"
+    )
+
+
 def revoke_all_keys(*, user: User, reason: str) -> int:
     """Revoke every active key of ``user`` (deactivation, merge). Returns how many."""
     now = timezone.now()

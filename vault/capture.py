@@ -16,8 +16,12 @@ from django.db import transaction
 from django.views.decorators.debug import sensitive_variables
 from social_django.models import UserSocialAuth
 
+from accounts.providers import provider_title
+from activity import recording
+
 from . import errors
 from . import scopes as scope_rules
+from .activity_kinds import VaultKind
 from .locking import lock_active_owner_chain, lock_rows
 from .models import TokenSet
 from .responses import parse_token_response
@@ -64,6 +68,14 @@ def capture_tokens(
             token_set = TokenSet.objects.create(
                 identity=identity, owner_id=identity.user_id, provider=identity.provider, uid=identity.uid
             )
+        stored = list(token_set.scopes or [])
+        if not scopes_reported and token_set.status == TokenSet.Status.ACTIVE:
+            # The provider listed nothing (GitHub answers ``scope=""``) and grants accumulate there:
+            # a plain sign-in asking the defaults still holds what was granted before (issue 14.2).
+            granted = stored + [scope for scope in granted if scope not in stored]
+        lost = [scope for scope in stored if scope not in granted]
+        if lost:
+            _record_narrowed(identity=identity, lost=lost)
         refresh_token = tokens.refresh_token or kept_refresh_token(token_set, keyring)
         token_set.provider, token_set.uid = identity.provider, identity.uid
         token_set.mark_active(
@@ -83,6 +95,23 @@ def capture_tokens(
         "present" if refresh_token else "absent",
     )
     return token_set
+
+
+def narrowed_message(*, provider: str, lost: list[str]) -> str:
+    """What the person reads when a new token holds less than the stored one did."""
+    return f"{provider_title(provider)} access narrowed: {', '.join(lost)} no longer granted"
+
+
+def _record_narrowed(*, identity: UserSocialAuth, lost: list[str]) -> None:
+    # Never silent (issue 14.2): an agent relying on a lost scope starts getting insufficient_scope,
+    # so the person is told in activity and on the connections page (``vault.status``).
+    recording.record(
+        kind=VaultKind.SCOPES_NARROWED,
+        user=identity.user,
+        identity=identity,
+        message=narrowed_message(provider=identity.provider, lost=lost),
+        data={"lost": lost},
+    )
 
 
 @sensitive_variables()

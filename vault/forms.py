@@ -46,3 +46,16 @@ class AgentKeyForm(forms.Form):
             for name in self.cleaned_data.get("providers", [])
             if self.cleaned_data.get(f"scopes_{name}")
         }
+
+
+def initial_from_draft(draft: dict[str, list[str]]) -> dict[str, object]:
+    """The form's initial values from what was posted before the "confirm it's you" detour."""
+    initial: dict[str, object] = {}
+    for name, values in draft.items():
+        if name == "providers":
+            initial[name] = values
+        elif name == "whole_grant":
+            initial[name] = bool(values)
+        elif values:
+            initial[name] = values[0]
+    return initial

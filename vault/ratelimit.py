@@ -132,7 +132,7 @@ def _count(window: _Window) -> int:
         return 1
 
 
-# --- Redis ---------------------------------------------------------------------------------------
+# On Redis: the scripts, registered once per per-thread backend (see the module docstring).
 
 
 @dataclass(frozen=True)

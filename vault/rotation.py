@@ -80,9 +80,11 @@ def rotate_batch(*, keyring: KeyRing, batch_size: int, after_pk: int = 0) -> tup
 
 
 def rotate_keys(
-    *, batch_size: int = 100, dry_run: bool = False, progress: Callable[[str], None] | None = None
+    *, batch_size: int = 100, dry_run: bool = False, progress: Callable[[int, int], None] | None = None
 ) -> RotationReport:
-    """Re-encrypt everything not under the first key, batch by batch (resumable)."""
+    """Re-encrypt everything not under the first key, batch by batch (resumable).
+
+    ``progress(done, total)`` after each batch: the command draws one line on a terminal."""
     keyring = get_keyring()
     report = RotationReport(primary=keyring.primary, pending=pending_rotation(keyring).count())
     if dry_run or not report.pending:
@@ -97,10 +99,7 @@ def rotate_keys(
         report.failed += len(failed)
         report.failed_ids.extend(failed)
         if progress:
-            progress(
-                f"batch {report.batches}: re-encrypted {done}, failed {len(failed)} "
-                f"({report.reencrypted + report.failed} of {report.pending})"
-            )
+            progress(report.reencrypted + report.failed, report.pending)
     return report
 
 

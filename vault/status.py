@@ -9,11 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import JSONField, OuterRef, Subquery
 from django.utils import timezone
 from social_django.models import UserSocialAuth
 
 from accounts.providers import is_configured, provider_title
+from activity.models import Activity
 
+from .activity_kinds import VaultKind
+from .capture import narrowed_message
 from .models import TokenSet
 
 
@@ -72,13 +76,35 @@ def connections_extras(user) -> dict[int, dict[str, Any]]:
     """``{identity id: token status}`` for every identity of ``user``, in one query."""
     now = timezone.now()
     extras: dict[int, dict[str, Any]] = {}
-    for identity in UserSocialAuth.objects.filter(user=user).select_related("token_set"):
+    # Each identity's latest narrowing (``vault.capture``) comes along in the same query.
+    narrowings = Activity.objects.filter(
+        kind=VaultKind.SCOPES_NARROWED, user=user, identity_id=OuterRef("pk")
+    )
+    latest = Subquery(narrowings.order_by("-created_at", "-id").values("data")[:1], output_field=JSONField())
+    identities = (
+        UserSocialAuth.objects.filter(user=user).select_related("token_set").annotate(narrowing=latest)
+    )
+    for identity in identities:
         try:
             token_set = identity.token_set
         except ObjectDoesNotExist:
             token_set = None
-        extras[identity.pk] = token_status(token_set, provider=identity.provider, now=now)
+        status = token_status(token_set, provider=identity.provider, now=now)
+        # Told until a later sign-in grants the lost scopes again.
+        lost = [s for s in (identity.narrowing or {}).get("lost", []) if s not in status["scopes"]]
+        if lost:
+            status["narrowed"] = narrowed_message(provider=identity.provider, lost=lost)
+        extras[identity.pk] = status
     return extras
+
+
+def granted_scopes(*, user, provider: str) -> list[str]:
+    """The scopes stored for ``user``'s one account at ``provider`` (a link or reconnect asks for
+    them again). With several accounts there the site cannot tell which one the person will pick,
+    and asking one account for another's grant would be wrong, so nothing is added."""
+    stored = TokenSet.objects.filter(identity__user=user, identity__provider=provider)
+    rows = list(stored.values_list("scopes", flat=True)[:2])
+    return list(rows[0] or []) if len(rows) == 1 else []
 
 
 def merge_review_extras(source) -> dict[str, str]:

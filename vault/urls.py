@@ -4,7 +4,7 @@ from django.urls import path, re_path, register_converter
 
 from accounts import converters  # noqa: F401  (registers <dbid:...>)
 
-from . import api, views
+from . import api, key_pages, views
 from .connect import ConnectRequestIdConverter
 
 # Ids in page URLs are checked by their format before any query: a malformed one does not match,
@@ -28,6 +28,8 @@ urlpatterns = [
     re_path(r"^api/(?P<rest>.*)$", api.not_found),
     path("settings/agents/", views.agents_page, name="agents"),
     path("settings/agents/<dbid:key_id>/revoke/", views.revoke_key, name="agent_revoke"),
+    path("settings/agents/<dbid:key_id>/history/", key_pages.key_history, name="agent_history"),
+    path("settings/agents/<dbid:key_id>/rename/", key_pages.rename_key, name="agent_rename"),
     path("connect/<crid:request_id>/", views.connect_page, name="connect_request"),
     path("connect/<crid:request_id>/done/", views.connect_done, name="connect_done"),
     path("connect/<crid:request_id>/decline/", views.connect_decline, name="connect_decline"),

@@ -15,21 +15,22 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts import sudo
 from accounts.providers import provider_title
 
-from . import agents, connect
-from .forms import AgentKeyForm
+from . import agents, connect, page_state
+from .forms import AgentKeyForm, initial_from_draft
 
 
-def _agents_page(
-    request: HttpRequest, form: AgentKeyForm, new_key: str = "", new_row=None, status: int = 200
-) -> HttpResponse:
+def _agents_page(request: HttpRequest, form: AgentKeyForm, status: int = 200) -> HttpResponse:
+    shown = page_state.pop_new_key(request.session, user_id=request.user.pk)
+    keys = agents.keys_with_recent_grants(request.user)
     response = render(
         request,
         "vault/agents.html",
         {
             "form": form,
-            "keys": agents.keys_with_recent_grants(request.user),
-            "new_key": new_key,
-            "new_row": new_row,
+            "keys": [(key, grants) for key, grants in keys if key.state == "active"],
+            "past_keys": [(key, grants) for key, grants in keys if key.state != "active"],
+            "new_key": shown[1] if shown else "",
+            "new_row": shown[0] if shown else None,
             "sudo_active": sudo.is_recent(request),
         },
         status=status,
@@ -41,9 +42,13 @@ def _agents_page(
 @login_required
 @require_http_methods(["GET", "POST"])
 def agents_page(request: HttpRequest) -> HttpResponse:
+    """Create a key (POST, then a redirect: a reload or "back" never creates a second one)."""
     if request.method == "GET":
-        return _agents_page(request, AgentKeyForm())
+        draft = page_state.pop_form_draft(request.session)
+        return _agents_page(request, AgentKeyForm(initial=initial_from_draft(draft) if draft else None))
     if not sudo.is_recent(request):
+        # The filled-in form comes back after the detour (as a draft; nothing is created).
+        page_state.hold_form_draft(request.session, data=request.POST, fields=list(AgentKeyForm().fields))
         messages.info(request, "Please confirm it's you before creating an agent key.")
         return HttpResponseRedirect(sudo.reauthenticate_url(reverse("vault:agents")))
     form = AgentKeyForm(request.POST)
@@ -62,12 +67,22 @@ def agents_page(request: HttpRequest) -> HttpResponse:
     except agents.AgentKeyError as error:
         form.add_error(None, str(error))
         return _agents_page(request, form, status=400)
-    return _agents_page(request, AgentKeyForm(), new_key=key, new_row=row)
+    page_state.hold_new_key(request.session, row=row, plaintext=key)
+    return HttpResponseRedirect(reverse("vault:agents"), status=303)
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def revoke_key(request: HttpRequest, key_id: int) -> HttpResponse:
+    """Revoking asks first: the GET is a page that says what stops working, the POST revokes."""
+    if request.method == "GET":
+        row = agents.own_key(user=request.user, key_id=key_id)
+        if row is None or row.state != "active":
+            messages.error(request, "That agent key was not found or is no longer active.")
+            return HttpResponseRedirect(reverse("vault:agents"))
+        response = render(request, "vault/agent_revoke.html", {"key": row})
+        add_never_cache_headers(response)
+        return response
     try:
         row = agents.revoke_agent_key(user=request.user, key_id=key_id, request=request)
     except agents.AgentKeyError as error:

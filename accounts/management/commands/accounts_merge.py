@@ -1,5 +1,7 @@
 """Merge one profile into another as staff: shows the plan, asks, then does it in one transaction."""
 
+import sys
+
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts import merging
@@ -38,6 +40,9 @@ class Command(BaseCommand):
             self.stdout.write("Dry run: nothing was changed.")
             return
         if not yes:
+            # Cron or a pipe cannot answer: say so in one line instead of an EOFError traceback.
+            if sys.stdin is None or not sys.stdin.isatty():
+                raise CommandError("Not merged: no terminal to ask for confirmation; run again with --yes.")
             answer = input("Merge now? Type 'yes' to continue: ")
             if answer.strip().lower() != "yes":
                 raise CommandError("Not merged: confirmation was not given.")

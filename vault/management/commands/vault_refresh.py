@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+import json
 
+from django.core.management.base import BaseCommand, CommandError
+
+from vault.command_output import Progress, counts
 from vault.refresh import refresh_expiring
 from vault.revocation import retry_pending
 
@@ -27,28 +30,92 @@ class Command(BaseCommand):
             help="Refresh tokens expiring within this many seconds (default 600).",
         )
         parser.add_argument("--dry-run", action="store_true", help="Only count what would be done.")
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=4,
+            help="Token sets refreshed at the same time (default 4; each holds its own database connection).",
+        )
+        parser.add_argument(
+            "--json", dest="as_json", action="store_true", help="Print the counts as one JSON object."
+        )
 
-    def handle(self, *args, within: int = 600, dry_run: bool = False, **options) -> None:
+    def handle(
+        self,
+        *args,
+        within: int = 600,
+        dry_run: bool = False,
+        as_json: bool = False,
+        workers: int = 4,
+        **options,
+    ) -> None:
         bounded_int(within, name="--within", low=0, high=7 * 24 * 3600)
+        bounded_int(workers, name="--workers", low=1, high=32)
         keyring_or_fail()
-        refresh = refresh_expiring(within=within, dry_run=dry_run)
+        # Progress goes to stderr on a terminal only: stdout stays one summary (or JSON) for cron.
+        progress = Progress(self.stderr._out, label="Refresh")
+        try:
+            refresh = refresh_expiring(within=within, dry_run=dry_run, progress=progress, workers=workers)
+        finally:
+            progress.close()
         revocations = retry_pending(dry_run=dry_run)
-        if dry_run:
+        failures = sum(refresh.failed.values()) + revocations.failed + revocations.gave_up
+        if as_json:
+            self.stdout.write(_as_json(refresh, revocations, dry_run=dry_run))
+        elif dry_run:
             self.stdout.write(
                 f"Dry run: {refresh.due} token set(s) would be refreshed, "
                 f"{revocations.due} revocation(s) retried."
             )
-            return
-        failed = ", ".join(f"{code} {count}" for code, count in sorted(refresh.failed.items())) or "none"
-        self.stdout.write(
-            f"Refresh: {refresh.due} due, {refresh.refreshed} refreshed, "
-            f"{refresh.already_fresh} already fresh, failed: {failed}"
+        else:
+            self.stdout.write(_summary(refresh, revocations))
+        if failures and not dry_run:
+            raise CommandError(f"{failures} refresh(es) or revocation(s) failed: see the counts above.")
+
+
+def _summary(refresh, revocations) -> str:
+    """One line for cron mail and logs; parts only when they have something to say."""
+    parts = [
+        f"Refresh: {refresh.due} due, {refresh.refreshed} refreshed, "
+        f"{refresh.already_fresh} already fresh, failed: {counts(refresh.failed)}"
+    ]
+    if refresh.backed_off:
+        parts.append(
+            f"Not tried, provider failed recently (back-off, retried later): {counts(refresh.backed_off)}"
         )
-        if refresh.skipped:
-            skipped = ", ".join(f"{code} {count}" for code, count in sorted(refresh.skipped.items()))
-            self.stdout.write(f"Skipped (provider removed or issuer changed; not sent anywhere): {skipped}")
-        self.stdout.write(
-            f"Revocations: {revocations.due} due, {revocations.revoked} done, "
-            f"{revocations.failed} failed (retried later), {revocations.gave_up} given up, "
-            f"{revocations.key_fault} waiting for the right vault key, {revocations.busy} busy"
+    if refresh.skipped:
+        parts.append(
+            f"Skipped (provider removed or issuer changed; not sent anywhere): {counts(refresh.skipped)}"
         )
+    parts.append(
+        f"Revocations: {revocations.due} due, {revocations.revoked} done, "
+        f"{revocations.failed} failed (retried later), {revocations.gave_up} given up, "
+        f"{revocations.key_fault} waiting for the right vault key, {revocations.busy} busy"
+    )
+    return "; ".join(parts)
+
+
+def _as_json(refresh, revocations, *, dry_run: bool) -> str:
+    """Counts only: the reports hold no token, and nothing else is added here."""
+    return json.dumps(
+        {
+            "dry_run": dry_run,
+            "refresh": {
+                "due": refresh.due,
+                "refreshed": refresh.refreshed,
+                "already_fresh": refresh.already_fresh,
+                "failed": refresh.failed,
+                "backed_off": refresh.backed_off,
+                "skipped": refresh.skipped,
+            },
+            "revocations": {
+                "due": revocations.due,
+                "revoked": revocations.revoked,
+                "failed": revocations.failed,
+                "gave_up": revocations.gave_up,
+                "key_fault": revocations.key_fault,
+                "busy": revocations.busy,
+            },
+        },
+        sort_keys=True,
+    )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from django.core.management.base import BaseCommand, CommandError
 
+from vault.command_output import Progress
 from vault.rotation import KeyStillNeeded, check_retirable, rotate_keys
 
 from ._common import bounded_int, keyring_or_fail
@@ -26,30 +29,55 @@ class Command(BaseCommand):
         parser.add_argument(
             "--retire", metavar="NAME", help="Check that key NAME is unused and can be removed."
         )
+        parser.add_argument("--json", dest="as_json", action="store_true", help="Print the counts as JSON.")
 
     def handle(
-        self, *args, batch_size: int = 100, dry_run: bool = False, retire: str | None = None, **options
+        self,
+        *args,
+        batch_size: int = 100,
+        dry_run: bool = False,
+        retire: str | None = None,
+        as_json: bool = False,
+        **options,
     ) -> None:
         bounded_int(batch_size, name="--batch-size", low=1, high=10_000)
         keyring = keyring_or_fail()
         if retire is not None:
             self._retire(retire, keyring)
             return
-        report = rotate_keys(batch_size=batch_size, dry_run=dry_run, progress=self.stdout.write)
-        if dry_run:
+        # One line rewritten in place on a terminal (stderr); nothing per batch otherwise.
+        progress = Progress(self.stderr._out, label="Re-encrypted")
+        try:
+            report = rotate_keys(batch_size=batch_size, dry_run=dry_run, progress=progress)
+        finally:
+            progress.close()
+        if as_json:
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "dry_run": dry_run,
+                        "primary": report.primary,
+                        "pending": report.pending,
+                        "reencrypted": report.reencrypted,
+                        "batches": report.batches,
+                        "failed": report.failed,
+                    },
+                    sort_keys=True,
+                )
+            )
+        elif dry_run:
             batches = -(-report.pending // batch_size)
             self.stdout.write(
                 f"Dry run: {report.pending} token set(s) would be re-encrypted under "
                 f"{report.primary} in {batches} batch(es)."
             )
-            return
-        if not report.pending:
+        elif not report.pending:
             self.stdout.write(f"Nothing to do: every token set is under {report.primary}.")
-            return
-        self.stdout.write(
-            f"Re-encrypted {report.reencrypted} token set(s) under {report.primary} in "
-            f"{report.batches} batch(es); {report.failed} failed."
-        )
+        else:
+            self.stdout.write(
+                f"Re-encrypted {report.reencrypted} token set(s) under {report.primary} in "
+                f"{report.batches} batch(es); {report.failed} failed."
+            )
         if report.failed:
             raise CommandError(
                 f"{report.failed} token set(s) could not be decrypted and were left as they are "
