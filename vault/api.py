@@ -157,6 +157,12 @@ def _authenticate(request: HttpRequest, raw_key: str | None) -> agents.AgentKey:
 def token_endpoint(request: HttpRequest) -> HttpResponse:
     """``POST /api/v1/token``: JSON (README "Agent API") or an RFC 8693 token-exchange form."""
     _refuse_key_in_url(request)
+    if api_input.json_sent_as_form(request):
+        _authenticate(request, _bearer(request))  # a bad key is answered first, as on every endpoint
+        raise errors.InvalidRequest(
+            "The body is JSON but its Content-Type says a form (curl -d sends one): "
+            "send it with Content-Type: application/json."
+        )
     if token_exchange.is_exchange(request):
         return _token_exchange(request)
     raw_key = _bearer(request)

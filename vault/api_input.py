@@ -13,7 +13,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from accounts.providers import is_configured
+from accounts.providers import configured_providers, is_configured
 from accounts.scopes import MAX_SCOPES, SCOPE_NAME_RULE, is_scope_token
 
 from . import errors
@@ -66,8 +66,15 @@ def connection(value: object) -> str:
     if not isinstance(value, str) or not value or len(value) > 64:
         raise errors.InvalidRequest("'connection' must be a provider name such as \"github\".")
     if not is_configured(value):
-        raise errors.InvalidRequest(f"Unknown connection {value!r}; /api/v1/openapi.json lists the names.")
+        names = ", ".join(f"{p.name} ({p.title})" for p in configured_providers())
+        raise errors.InvalidRequest(f"Unknown connection {value[:64]!r}; the connections here are: {names}.")
     return value
+
+
+def json_sent_as_form(request: HttpRequest) -> bool:
+    """A JSON object sent with a form's Content-Type (``curl -d`` sends one): worth its own hint
+    rather than the RFC 8693 form's "use grant_type"."""
+    return content_type(request) == "application/x-www-form-urlencoded" and request.body.lstrip()[:1] == b"{"
 
 
 def scopes(value: object) -> list[str]:
