@@ -7,6 +7,7 @@ app_name = "accounts"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("logout/", views.sign_out, name="sign_out"),
     path("staff/login/", views.PasswordSignInView.as_view(), name="password_sign_in"),
     path("settings/connections/", views.connections, name="connections"),

@@ -14,8 +14,16 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.core.paginator import Paginator
 from django.db import connection
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponsePermanentRedirect,
+    HttpResponseRedirect,
+    JsonResponse,
+)
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -207,6 +215,13 @@ class PasswordSignInView(LoginView):
 
     def get_success_url(self) -> str:
         return safe_next_url(self.request.POST.get("next") or self.request.GET.get("next"))
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico on pages that name no icon (the admin, the sandbox): send them
+    to the site's one icon (by its versioned name in production) instead of a logged 404."""
+    return HttpResponsePermanentRedirect(static("favicon.svg"))
 
 
 @require_GET

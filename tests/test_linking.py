@@ -203,7 +203,8 @@ def test_a_link_finished_long_after_it_started_is_refused(client, settings):
     assert any("started too long ago" in m for m in messages_on(client))
 
 
-@pytest.mark.parametrize(("seconds_ago", "allowed"), [(59, True), (61, False)])
+# Ten seconds either side of the window: a slow run (a loaded CI machine) must not cross it.
+@pytest.mark.parametrize(("seconds_ago", "allowed"), [(50, True), (70, False)])
 def test_the_sudo_window_is_the_configured_one(client, settings, seconds_ago, allowed):
     settings.SUDO_MODE_SECONDS = 60
     sign_in(client, "github", email="alice@example.com")

@@ -108,3 +108,11 @@ def test_500_page_still_answers_when_the_layout_cannot_be_drawn(settings, tmp_pa
     assert response.status_code == 500
     body = response.content.decode()
     assert "Something went wrong on our side." in body and "Traceback" not in body
+
+
+def test_favicon_ico_is_sent_to_the_sites_icon(client):
+    # Pages without an icon link (the admin, the sandbox) make browsers ask for /favicon.ico.
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301
+    assert response.headers["Location"].endswith("favicon.svg")
+    assert client.get(response.headers["Location"]).status_code == 200
