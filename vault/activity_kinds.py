@@ -11,5 +11,6 @@ class VaultKind(models.TextChoices):
     REVOKE_FAILED = "revoke_failed", "Revocation at the provider failed"
     AGENT_KEY_CREATED = "agent_key_created", "Agent key created"
     AGENT_KEY_REVOKED = "agent_key_revoked", "Agent key revoked"
+    AGENT_KEY_RENAMED = "agent_key_renamed", "Agent key renamed"
     CONNECT_REQUEST = "connect_request", "Agent connect request"
     SCOPES_NARROWED = "scopes_narrowed", "Access narrowed"

@@ -170,8 +170,15 @@ def rename_agent_key(*, user: User, key_id: int | str, name: str) -> AgentKey:
             row = AgentKey.objects.select_for_update().get(pk=int(key_id), user=user)
         except (AgentKey.DoesNotExist, ValueError, TypeError):
             raise AgentKeyError("That agent key was not found.") from None
-        row.name = name
+        previous, row.name = row.name, name
         row.save(update_fields=["name"])
+        recording.record(
+            kind=VaultKind.AGENT_KEY_RENAMED,
+            user=user,
+            agent_key_id=row.pk,
+            message=f"Agent key “{previous}” renamed to “{name}”",
+            data={"from": previous, "to": name},
+        )
     return row
 
 

@@ -17,6 +17,7 @@ from activity import recording
 
 from . import errors
 from .activity_kinds import VaultKind
+from .capture import narrowed_message
 from .locking import lock_token_set_chain
 from .models import TokenSet
 from .provider_calls import Outcome, RefreshContext
@@ -150,6 +151,9 @@ def apply_outcome(
 
 def _write_success(token_set: TokenSet, outcome: Outcome, ctx: RefreshContext) -> None:
     tokens = parse_token_response(outcome.response or {}, received_at=outcome.received_at)
+    # A refresh that names fewer scopes than stored narrows the grant (a person unticked a scope at the
+    # provider, an admin policy changed): never silent, like a narrowing sign-in (``vault.capture``).
+    lost = [scope for scope in token_set.scopes or [] if tokens.scopes and scope not in tokens.scopes]
     token_set.mark_active(
         response=tokens,
         refresh_token=tokens.refresh_token or kept_refresh_token(token_set, None),
@@ -158,6 +162,16 @@ def _write_success(token_set: TokenSet, outcome: Outcome, ctx: RefreshContext) -
         scopes=tokens.scopes or None,
         refreshed=True,
     )
+    if lost:
+        recording.record(
+            kind=VaultKind.SCOPES_NARROWED,
+            user=ctx.owner,
+            provider=token_set.provider,
+            uid=token_set.uid,
+            identity_id=ctx.identity_id,
+            message=narrowed_message(provider=token_set.provider, lost=lost),
+            data={"lost": lost, "on": "refresh"},
+        )
     if outcome.oidc_context:
         identity = UserSocialAuth.objects.get(pk=ctx.identity_id)
         identity.extra_data = {**(identity.extra_data or {}), **outcome.oidc_context}
