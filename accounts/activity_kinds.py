@@ -12,3 +12,5 @@ class AccountKind(models.TextChoices):
     REAUTHENTICATED = "reauthenticated", "Confirmed identity"
     MERGED = "merged", "Merged profiles"
     SIGN_IN_THROTTLED = "sign_in_throttled", "Refused a staff sign-in (too many failed attempts)"
+    SESSION_ENDED = "session_ended", "Signed out another browser"
+    OTHER_SESSIONS_ENDED = "other_sessions_ended", "Signed out everywhere else"

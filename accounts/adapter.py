@@ -96,6 +96,11 @@ class AccountsAdapter:
         so that signing in never takes access away (issue 14.2); empty when unknown."""
         return []
 
+    def agent_key_names(self, user: User) -> dict[int, str]:
+        """``{agent key id: name}`` of ``user``'s agent keys, revoked ones included, so the activity
+        page names the agent behind each hand-out (one call per page); empty when unknown."""
+        return {}
+
     def readiness_problems(self) -> list[str]:
         """One line per reason the site must not take traffic (``/readyz``); never a secret."""
         return []

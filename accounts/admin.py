@@ -8,18 +8,23 @@ with the fields staff need, and removing one goes through ``accounts.unlinking.u
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
 from social_django.models import Association, Nonce, Partial, UserSocialAuth
 
 from activity.admin_mixins import ReadOnlyAdminMixin
 
 from . import merging, sudo, unlinking
+from .admin_words import ProviderFilter, provider_display, when_display
 from .exceptions import LinkingError
 from .issuers import recorded_issuer
 from .models import IdentityDetails, User
+from .providers import provider_title
 from .staff_sign_in import StaffAdminAuthenticationForm
 
 # The admin's password sign-in is throttled like /staff/login/ (accounts.staff_sign_in).
@@ -32,8 +37,10 @@ for model in (UserSocialAuth, Nonce, Association, Partial):
 
 class IdentityInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = UserSocialAuth
-    fields = ("provider", "uid", "email", "email_verified", "account_name", "created")
+    fields = ("provider_name", "uid", "email", "email_verified", "account_name", "created_when")
     readonly_fields = fields
+    provider_name = provider_display()
+    created_when = when_display("created", "linked")
     extra = 0
     can_delete = False
     show_change_link = True
@@ -62,15 +69,32 @@ def _confirm_first(request: HttpRequest) -> HttpResponseRedirect:
     return HttpResponseRedirect(sudo.reauthenticate_url(request.get_full_path()))
 
 
+_DATES = {"last_login": "last_login_when", "date_joined": "date_joined_when"}
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
-    list_display = ("username", "name", "email", "is_active", "is_staff", "identity_count", "date_joined")
-    search_fields = ("username", "name", "email", "social_auth__uid", "social_auth__details__email")
-    readonly_fields = ("merged_into", "last_login", "date_joined")
-    fieldsets = (
-        *DjangoUserAdmin.fieldsets,
-        ("Profile", {"fields": ("name", "avatar_url", "merged_into")}),
+    list_display = (
+        "username",
+        "name",
+        "email",
+        "is_active",
+        "is_staff",
+        "identity_count",
+        "date_joined_when",
     )
+    search_fields = ("username", "name", "email", "social_auth__uid", "social_auth__details__email")
+    readonly_fields = ("merged_into_profile", "last_login_when", "date_joined_when")
+    # Django's fieldsets, with its two dates shown in the site's one format (read-only here anyway).
+    fieldsets = (
+        *(
+            (name, {**options, "fields": tuple(_DATES.get(field, field) for field in options["fields"])})
+            for name, options in DjangoUserAdmin.fieldsets
+        ),
+        ("Profile", {"fields": ("name", "avatar_url", "merged_into_profile")}),
+    )
+    last_login_when = when_display("last_login", "last sign-in")
+    date_joined_when = when_display("date_joined", "joined")
     inlines = [IdentityInline]
     actions = ["merge_profiles"]
 
@@ -128,6 +152,19 @@ class UserAdmin(DjangoUserAdmin):
             },
         )
 
+    @admin.display(description="merged into")
+    def merged_into_profile(self, obj: User) -> str:
+        # The model's help text calls a merged-away profile a "tombstone"; staff read plain words.
+        if not obj.merged_into_id:
+            return "-"
+        url = reverse("admin:accounts_user_change", args=[obj.merged_into_id])
+        return format_html(
+            '<a href="{}">profile {}</a> <span class="help">(this profile was merged into it and is kept, '
+            "inactive, pointing there)</span>",
+            url,
+            obj.merged_into_id,
+        )
+
     @admin.display(description="identities")
     def identity_count(self, obj: User) -> int:
         return obj.social_auth.count()
@@ -140,23 +177,36 @@ class IdentityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     No raw delete (the mixin): the bulk "unlink" action keeps the rules; the raw delete would not.
     """
 
-    list_display = ("pk", "provider", "uid", "user", "profile_state", "email", "created")
-    list_filter = ("provider", "user__is_active")
+    list_display = ("pk", "provider_name", "uid", "user", "profile_state", "email", "created_when")
+    list_filter = (ProviderFilter, "user__is_active")
     search_fields = ("uid", "user__username", "user__email", "details__email", "details__account_name")
     fields = (
         "user",
-        "provider",
+        "provider_name",
         "uid",
         "issuer",
         "email",
         "email_verified",
         "account_name",
-        "created",
-        "modified",
+        "created_when",
+        "modified_when",
     )
     readonly_fields = fields
     actions = ["unlink_selected"]
     list_select_related = ("user", "details")
+    provider_name = provider_display()
+    created_when = when_display("created", "linked")
+    modified_when = when_display("modified", "changed")
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        # social-auth names its model "user social auth"; staff read "identities", as on every page.
+        return super().changelist_view(request, {"title": "Identities", **(extra_context or {})})
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        context = {"title": "Identity", **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, context)
 
     @admin.display(description="profile")
     def profile_state(self, obj: UserSocialAuth) -> str:
@@ -202,7 +252,9 @@ class IdentityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 )
                 done += 1
             except LinkingError as error:
-                self.message_user(request, f"{identity.provider} {identity.uid}: {error}", messages.ERROR)
+                self.message_user(
+                    request, f"{provider_title(identity.provider)} {identity.uid}: {error}", messages.ERROR
+                )
         if done:
             self.message_user(
                 request, f"Unlinked {done} identit{'y' if done == 1 else 'ies'}.", messages.SUCCESS
@@ -212,12 +264,24 @@ class IdentityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 @admin.register(IdentityDetails)
 class IdentityDetailsAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
-        "identity",
+        "identity_name",
         "email",
         "email_verified",
         "issuer",
         "created_profile",
         "is_default",
-        "linked_at",
+        "linked_at_when",
     )
     list_select_related = ("identity",)
+    linked_at_when = when_display("linked_at", "linked")
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        obj = self.get_object(request, unquote(object_id))
+        context = {"subtitle": self.identity_name(obj)} if obj else {}
+        return super().change_view(request, object_id, form_url, {**context, **(extra_context or {})})
+
+    @admin.display(description="identity", ordering="identity")
+    def identity_name(self, obj: IdentityDetails) -> str:
+        return f"{provider_title(obj.identity.provider)} {obj.account_name or obj.identity.uid}"

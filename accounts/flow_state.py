@@ -173,6 +173,35 @@ def pop_agent_key(session: Session) -> HeldAgentKey | None:
     return held
 
 
+_SAML_REQUEST_PREFIX = "saml_request:"
+
+
+@dataclass
+class SamlRequest:
+    """An AuthnRequest this browser sent to an enterprise connection's IdP (``enterprise``).
+
+    The ACS accepts a response only ``InResponseTo`` this ``request_id``, in this session, finished
+    by ``user_id`` (None: signed out), once.
+    """
+
+    connection: str
+    request_id: str
+    user_id: int | None
+    started_at: int
+
+
+def save_saml_request(session: Session, request: SamlRequest) -> None:
+    session[_SAML_REQUEST_PREFIX + request.connection] = asdict(request)
+
+
+def pop_saml_request(session: Session, connection: str) -> SamlRequest | None:
+    """The pending AuthnRequest to ``connection``, removed: a response answers it once."""
+    found = _from_dict(SamlRequest, session.pop(_SAML_REQUEST_PREFIX + connection, None))
+    if found is None or not isinstance(found.request_id, str) or not isinstance(found.started_at, int):
+        return None
+    return found
+
+
 def hold_agent_form_draft(session: Session, draft: dict[str, list[str]]) -> None:
     """What was posted to the agent-key form, kept across the "confirm it's you" detour."""
     session[_AGENT_FORM_DRAFT] = draft

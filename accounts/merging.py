@@ -3,7 +3,7 @@
 ``merge_profiles`` is the one place a merge happens: one transaction that locks both profiles,
 moves the chosen identities, lets the vault re-key or revoke tokens (``accounts.adapter``'s
 ``profiles_merging``), deletes the rest, ends the source profile's sessions and keeps it as an
-inactive tombstone.
+inactive, closed profile.
 The person's steps before it (which identities they just proved) are ``accounts.merge_flow``.
 """
 
@@ -67,7 +67,7 @@ class MergePlan:
             )
         for label, value in self.extras.items():
             lines.append(f"  {label}: {value}")
-        lines.append(f"  profile {self.source.pk} becomes an inactive tombstone pointing at {self.into.pk}")
+        lines.append(f"  profile {self.source.pk} is closed and kept, pointing at profile {self.into.pk}")
         return lines
 
 

@@ -92,7 +92,7 @@ class AuthFlowErrorMiddleware:
             user=user,
             request=request,
             provider=provider,
-            message=f"Refused: {exception.code}",
+            message=f"Refused: {message_for(exception)}"[:500],
             data={
                 "code": exception.code,
                 "stage": exception.stage,

@@ -12,6 +12,8 @@ from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 from social_django.models import UserSocialAuth
 
+from .providers import provider_title
+
 
 def live_profile_filter(path: str = "") -> models.Q:
     """ "Active and not merged away", for a user reached through ``path`` (e.g. ``"identity__user"``).
@@ -42,7 +44,7 @@ class User(AbstractUser):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="merged_profiles",
-        help_text="Set when this profile was merged into another one and kept as a tombstone.",
+        help_text="Set when this profile was merged into another one and kept, closed.",
     )
 
     # Django's own manager stays the default (declared first: a model's own managers come before
@@ -99,7 +101,7 @@ class IdentityDetails(models.Model):
         verbose_name_plural = "identity details"
 
     def __str__(self) -> str:
-        return f"{self.identity.provider}:{self.account_name or self.identity.uid}"
+        return f"{provider_title(self.identity.provider)}: {self.account_name or self.identity.uid}"
 
 
 class UserSession(models.Model):
@@ -111,6 +113,10 @@ class UserSession(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sessions")
     session_key = models.CharField(max_length=40, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # What the sessions page shows (accounts.sessions); empty for sessions indexed before it.
+    user_agent = models.CharField(max_length=500, null=True, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"session of user {self.user_id}"

@@ -18,6 +18,9 @@ _TITLES = {"google-oauth2": "Google", "github": "GitHub", "oidc": "OpenID Connec
 class Provider:
     name: str
     title: str
+    #: Whether signing in with it gives OAuth tokens for the vault. A SAML connection is a way in
+    #: and a linked identity only (its backend says ``holds_tokens = False``).
+    holds_tokens: bool = True
 
 
 def configured_providers() -> list[Provider]:
@@ -41,6 +44,7 @@ def _configured_providers() -> tuple[Provider, ...]:
                     or _TITLES.get(backend_class.name, "")
                     or getattr(backend_class, "title", "")
                     or backend_class.name,
+                    getattr(backend_class, "holds_tokens", True),
                 )
             )
     return tuple(providers)
@@ -61,3 +65,13 @@ def provider_title(name: str) -> str:
 
 def is_configured(name: str) -> bool:
     return any(provider.name == name for provider in _configured_providers())
+
+
+def token_providers() -> list[Provider]:
+    """The configured providers whose sign-in gives tokens: the only connections the vault knows."""
+    return [provider for provider in _configured_providers() if provider.holds_tokens]
+
+
+def holds_tokens(name: str) -> bool:
+    """Whether ``name`` is a configured provider that gives tokens (the vault's connections)."""
+    return any(provider.name == name and provider.holds_tokens for provider in _configured_providers())

@@ -7,7 +7,7 @@ Other apps take part in accounts' work (a merge, the connections page ...) throu
 from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.dispatch import receiver
 
-from . import sudo
+from . import sessions, sudo
 from .models import UserSession
 
 
@@ -16,10 +16,7 @@ def mark_fresh_sign_in(sender, request, user, **kwargs) -> None:
     """A password sign-in counts as a fresh sign-in for sudo mode, like a provider one."""
     if request is not None and hasattr(request, "session"):
         sudo.mark_authenticated(request)
-        if request.session.session_key:
-            UserSession.objects.update_or_create(
-                session_key=request.session.session_key, defaults={"user": user}
-            )
+        sessions.remember_session(request=request, user=user)
 
 
 @receiver(user_logged_out)

@@ -1,7 +1,7 @@
 from django.urls import path
 
 # ``converters`` registers <dbid:...>: ids in URLs are checked by their format before any query.
-from . import converters, merge_views, views  # noqa: F401
+from . import activity_views, converters, merge_views, session_views, views  # noqa: F401
 
 app_name = "accounts"
 
@@ -14,7 +14,18 @@ urlpatterns = [
     path("settings/connections/<dbid:identity_id>/disconnect/", views.disconnect, name="disconnect"),
     path("settings/connections/<dbid:identity_id>/default/", views.make_default, name="make_default"),
     path("settings/reauthenticate/", views.reauthenticate, name="reauthenticate"),
-    path("settings/activity/", views.activity_page, name="activity"),
+    path("settings/activity/", activity_views.activity_page, name="activity"),
+    path("settings/activity/export.csv", activity_views.activity_export, {"fmt": "csv"}, name="activity_csv"),
+    path(
+        "settings/activity/export.json", activity_views.activity_export, {"fmt": "json"}, name="activity_json"
+    ),
+    path("settings/sessions/", session_views.sessions_page, name="sessions"),
+    path("settings/sessions/<dbid:session_id>/sign-out/", session_views.end_session, name="session_sign_out"),
+    path(
+        "settings/sessions/sign-out-others/",
+        session_views.end_other_sessions,
+        name="sessions_sign_out_others",
+    ),
 ]
 
 urlpatterns += [

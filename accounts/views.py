@@ -1,4 +1,4 @@
-"""Pages for people: sign-in, connections, disconnect, re-authentication, activity; health checks.
+"""Pages for people: sign-in, connections, disconnect, re-authentication; health checks.
 
 Thin on purpose: each view parses input and calls one service function (``accounts.flows``,
 ``accounts.identities``, ``accounts.unlinking``) or social-auth for the OAuth round trip itself.
@@ -12,7 +12,6 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
-from django.core.paginator import Paginator
 from django.db import connection
 from django.http import (
     Http404,
@@ -30,7 +29,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from social_django import views as social_views
 
 from activity import recording
-from activity.models import Activity
 
 from . import flow_state, flows, identities, notifications, sudo, unlinking
 from .activity_kinds import AccountKind
@@ -195,15 +193,6 @@ def reauthenticate(request: HttpRequest) -> HttpResponse:
             "has_password": request.user.has_usable_password(),
         },
     )
-
-
-@login_required
-@require_GET
-def activity_page(request: HttpRequest) -> HttpResponse:
-    page = Paginator(Activity.objects.filter(user=request.user).select_related("actor"), 50).get_page(
-        request.GET.get("page")
-    )
-    return render(request, "accounts/activity.html", {"page": page})
 
 
 class PasswordSignInView(LoginView):

@@ -48,7 +48,8 @@ class Activity(models.Model):
         db_table = "accounts_activity"
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "activities"
-        indexes = [models.Index(fields=["user", "-created_at"], name="accounts_ac_user_id_cde44e_idx")]
+        # A person's list and its keyset pages ((created_at, id) cursors) read this index in order.
+        indexes = [models.Index(fields=["user", "-created_at", "-id"], name="activity_user_keyset_idx")]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} ({self.created_at:%Y-%m-%d %H:%M})"

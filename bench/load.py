@@ -192,14 +192,18 @@ class BurstAnswer:
     worker: str
 
 
-def burst(host: str, port: int, *, count: int, method: str, path: str, headers: dict, body: str | None):
-    """``count`` requests released at the same instant, each on its own connection and thread."""
+def burst(
+    host: str, port: int | list[int], *, count: int, method: str, path: str, headers: dict, body: str | None
+):
+    """``count`` requests released at the same instant, each on its own connection and thread;
+    with several ports (two hosts), request ``i`` goes to ``ports[i % len(ports)]``."""
+    ports = port if isinstance(port, list) else [port]
     barrier = threading.Barrier(count)
     answers: list[BurstAnswer | BaseException] = []
     lock = threading.Lock()
 
-    def one() -> None:
-        conn = http.client.HTTPConnection(host, port, timeout=60)
+    def one(index: int) -> None:
+        conn = http.client.HTTPConnection(host, ports[index % len(ports)], timeout=60)
         try:
             conn.connect()
             barrier.wait(timeout=30)
@@ -215,7 +219,7 @@ def burst(host: str, port: int, *, count: int, method: str, path: str, headers: 
         with lock:
             answers.append(answer)
 
-    threads = [threading.Thread(target=one) for _ in range(count)]
+    threads = [threading.Thread(target=one, args=(index,)) for index in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -213,3 +213,19 @@ def user_with_sandbox_github(label: str) -> RealGithub:
 
 def expire(token_set_id: int) -> None:
     TokenSet.objects.filter(pk=token_set_id).update(expires_at=timezone.now() - timedelta(seconds=5))
+
+
+def seed_agent_keys() -> int:
+    """One agent key for every seeded user that has none, by one SQL statement: the key table at
+    the size a site of N people would have (the load's own keys are made with the vault's code).
+    The hashes are random: nobody holds these keys. Returns how many were made."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO vault_agentkey (user_id, name, key_hash, hint, providers, scopes, whole_grant, "
+            "created_at, expires_at, revoked_reason) "
+            "SELECT u.id, 'bench', md5(random()::text || u.id::text) || md5(u.id::text || random()::text), "
+            "'bench', '[\"github\"]'::jsonb, '{}'::jsonb, false, now(), now() + interval '30 days', '' "
+            "FROM accounts_user u WHERE u.username ~ '^bench-[0-9]+$' "
+            "AND NOT EXISTS (SELECT 1 FROM vault_agentkey k WHERE k.user_id = u.id)"
+        )
+        return cursor.rowcount

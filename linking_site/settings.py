@@ -41,7 +41,10 @@ INSTALLED_APPS = [
     "activity",
     "accounts",
     "vault",
+    "enterprise",
     "sandbox",
+    "oauth2_provider",
+    "authserver",
     "csp",
 ]
 
@@ -55,6 +58,8 @@ MIDDLEWARE = [
     "accounts.middleware.CanonicalHostMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # "Last seen" on the sessions page: at most one UPDATE per session every few minutes.
+    "accounts.session_middleware.SessionLastSeenMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -189,6 +194,8 @@ if SOCIAL_AUTH_GOOGLE_OAUTH2_KEY:
     AUTHENTICATION_BACKENDS.append(_GOOGLE_BACKEND)
 if SOCIAL_AUTH_GITHUB_KEY:
     AUTHENTICATION_BACKENDS.append(_GITHUB_BACKEND)
+# Enterprise (SAML) connections: configured by staff in the admin, offered as "Company".
+AUTHENTICATION_BACKENDS.append("enterprise.backend.EnterpriseSAMLAuth")
 if SOCIAL_AUTH_OIDC_OIDC_ENDPOINT:
     AUTHENTICATION_BACKENDS.append("accounts.oidc.backend.OpenIdConnectAuth")
 AUTHENTICATION_BACKENDS.extend(_OIDC_NAMED.backends)
@@ -249,6 +256,12 @@ SOCIAL_AUTH_DISCONNECT_PIPELINE = [
     "accounts.disconnect_pipeline.disconnect",
 ]
 
+# The SP's SAML key pair (PEM; "\n" may be written literally): signs AuthnRequests and the metadata.
+# SAML_SP_CERT_NEXT is published next to the current one ahead of a rotation (enterprise.sp).
+SAML_SP_KEY = env.str("SAML_SP_KEY", default="")
+SAML_SP_CERT = env.str("SAML_SP_CERT", default="")
+SAML_SP_CERT_NEXT = env.str("SAML_SP_CERT_NEXT", default="")
+
 # --- Vault ----------------------------------------------------------------------------------------
 
 # "name:base64-32-bytes" entries, comma-separated; the first encrypts, all decrypt.
@@ -259,6 +272,9 @@ VAULT_ASSUMED_TOKEN_LIFETIME = env.int("VAULT_ASSUMED_TOKEN_LIFETIME", default=3
 # The longest a token request waits on a provider refresh, all retries included (seconds); shorter
 # than common client timeouts (30 s), so an agent gets a 503 with Retry-After instead of a timeout.
 VAULT_REFRESH_DEADLINE = env.float("VAULT_REFRESH_DEADLINE", default=10.0)
+# Days before an agent key expires that its owner is mailed about it (once a day, by vault_refresh);
+# 0 sends no such mail.
+VAULT_KEY_EXPIRY_WARNING_DAYS = env.int("VAULT_KEY_EXPIRY_WARNING_DAYS", default=7)
 # Absolute base URL of this site, for links handed to agents and sent by email.
 SITE_URL = env.str("SITE_URL", default=f"http://127.0.0.1:{PORT}").rstrip("/")
 
@@ -266,6 +282,80 @@ SITE_URL = env.str("SITE_URL", default=f"http://127.0.0.1:{PORT}").rstrip("/")
 # (token status on the connections page, merges, a refused flow's tokens, /readyz) without
 # accounts importing it (docs/architecture.md "The extension point").
 ACCOUNTS_ADAPTER = "vault.adapter.VaultAccountsAdapter"
+
+# Days of activity kept: `manage.py activity_retention` (daily cron) drops older months (whole
+# partitions on PostgreSQL, batched deletes on SQLite) and creates the coming months' partitions.
+ACTIVITY_RETENTION_DAYS = env.int("ACTIVITY_RETENTION_DAYS", default=400)
+# The providers (name and title) the activity admin filters by: activity imports nothing of ours.
+ACTIVITY_PROVIDERS = "accounts.providers.configured_providers"
+
+# --- Authorization server (authserver/, on django-oauth-toolkit) ------------------------------------
+
+# ID tokens are signed (RS256) with a key from the environment: a PEM (newlines may be written \n) or
+# a file; older keys stay published in JWKS while tokens they signed live (rotation).
+OIDC_RSA_PRIVATE_KEY = env.str("OIDC_RSA_PRIVATE_KEY", default="").replace("\\n", "\n")
+if not OIDC_RSA_PRIVATE_KEY and env.str("OIDC_RSA_PRIVATE_KEY_FILE", default=""):
+    OIDC_RSA_PRIVATE_KEY = Path(env.str("OIDC_RSA_PRIVATE_KEY_FILE")).read_text()
+OIDC_RSA_OLD_KEYS = [
+    Path(path).read_text() for path in env.list("OIDC_RSA_OLD_KEY_FILES", default=[]) if path
+] + [pem.replace("\\n", "\n") for pem in env.list("OIDC_RSA_OLD_KEYS", default=[]) if pem]
+# Self-registration of OAuth clients (RFC 7591), e.g. MCP clients; rate-limited per address.
+AUTHSERVER_DYNAMIC_REGISTRATION = env.bool("AUTHSERVER_DYNAMIC_REGISTRATION", default=True)
+AUTHSERVER_REGISTRATION_LIMIT = (env.int("AUTHSERVER_REGISTRATIONS_PER_HOUR", default=20), 3600)
+# /api/v1/token hands an RFC 8693 exchange of a site-issued token to these (the vault never
+# imports authserver): each takes the request and answers (body, status), or None when not its own.
+VAULT_SUBJECT_TOKEN_EXCHANGERS = ["authserver.exchange_api.exchange_site_token"]
+# The vault's connect page names an application asker through this (client_id -> name).
+VAULT_APPLICATION_NAMER = "authserver.clients.application_title"
+# Development only (dev_setup writes them): the example MCP server's credentials, ensured as a
+# resource-server application after `migrate` when DEBUG and the sandbox are on.
+MCP_CLIENT_ID = env.str("MCP_CLIENT_ID", default="")
+MCP_CLIENT_SECRET = env.str("MCP_CLIENT_SECRET", default="")
+# `http` redirect URIs stay allowed for loopback only (RFC 8252: native and MCP clients listen on
+# http://127.0.0.1:<port>); registration (self, CIMD and the command) refuses any other http one.
+SILENCED_SYSTEM_CHECKS = ["oauth2_provider.W008"]
+# The toolkit's own models, named so migrations that point at them resolve (they are not swapped).
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+OAUTH2_PROVIDER = {
+    "OIDC_ENABLED": True,
+    "OIDC_ISS_ENDPOINT": SITE_URL,
+    "OIDC_RSA_PRIVATE_KEY": OIDC_RSA_PRIVATE_KEY,
+    "OIDC_RSA_PRIVATE_KEYS_INACTIVE": OIDC_RSA_OLD_KEYS,
+    "OIDC_RESPONSE_TYPES_SUPPORTED": ["code"],
+    "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
+    "OAUTH2_GRANT_TYPES_SUPPORTED": [
+        "authorization_code",
+        "refresh_token",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+    ],
+    "OAUTH2_VALIDATOR_CLASS": "authserver.validator.SiteValidator",
+    "SCOPES_BACKEND_CLASS": "authserver.scopes.SiteScopes",
+    "SCOPES": {"openid": "Sign you in", "profile": "Your name", "email": "Your email address"},
+    "DEFAULT_SCOPES": ["openid"],
+    "PKCE_REQUIRED": True,
+    "ACCESS_TOKEN_EXPIRE_SECONDS": env.int("AUTHSERVER_ACCESS_TOKEN_SECONDS", default=3600),
+    "ID_TOKEN_EXPIRE_SECONDS": 3600,
+    "REFRESH_TOKEN_EXPIRE_SECONDS": env.int("AUTHSERVER_REFRESH_TOKEN_SECONDS", default=30 * 24 * 3600),
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+    "ROTATE_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "REQUEST_APPROVAL_PROMPT": "force",
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+    "DCR_ENABLED": AUTHSERVER_DYNAMIC_REGISTRATION,
+    "DCR_REGISTRATION_PERMISSION_CLASSES": ("oauth2_provider.dcr.AllowAllDCRPermission",),
+    "CIMD_ENABLED": True,
+    "CIMD_METADATA_FETCHER": "authserver.cimd.SiteMetadataFetcher",
+    "CIMD_FETCH_TIMEOUT_SECONDS": 3,
+    "CIMD_MAX_DOCUMENT_SIZE": 64 * 1024,
+}
 
 # --- Security -------------------------------------------------------------------------------------
 

@@ -22,6 +22,19 @@ os.environ.setdefault(
     "test-2:dGVzdC1rZXktdHdvLXRoaXJ0eS10d28tYnl0ZXMhISE=,test-1:dGVzdC1rZXktb25lLXRoaXJ0eS10d28tYnl0ZXMhISE=",
 )
 
+if "OIDC_RSA_PRIVATE_KEY" not in os.environ:
+    # A fresh signing key per test run for the authorization server's ID tokens.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    os.environ["OIDC_RSA_PRIVATE_KEY"] = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        .decode()
+    )
+
 from .settings import *  # noqa: F403
 
 SESSION_COOKIE_SECURE = False

@@ -34,6 +34,10 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("accounts.social_urls", namespace="social")),
     path("", include("vault.urls")),
+    # The site as an OAuth 2.1 / OpenID Connect authorization server (authserver/).
+    path("oauth/", include("authserver.oauth_urls")),
+    path("", include("authserver.urls")),
+    path("", include("enterprise.urls")),
     path("admin/", admin.site.urls),
     path("healthz", accounts_views.healthz, name="healthz"),
     path("readyz", accounts_views.readyz, name="readyz"),

@@ -18,11 +18,22 @@ import time
 import urllib.request
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 PG_SERVER = "postgres://postgres@127.0.0.1:5432"
 REDIS_SERVER = "redis://127.0.0.1:6379"
+
+
+def id_token_key() -> str:
+    """A fresh RSA key for the authorization server's ID tokens (PEM), as production sets one."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 def vault_key() -> str:
@@ -43,6 +54,7 @@ def production_env(**overrides: str) -> dict[str, str]:
         "DATABASE_URL": f"{PG_SERVER}/postgres",
         "CACHE_URL": f"{REDIS_SERVER}/0",
         "VAULT_KEYS": f"prod-1:{vault_key()}",
+        "OIDC_RSA_PRIVATE_KEY": id_token_key(),
         "EMAIL_URL": "dummymail://",
         "SANDBOX_PROVIDERS": "off",
         "LOG_LEVEL": "WARNING",

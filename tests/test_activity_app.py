@@ -16,6 +16,7 @@ from django.db.models.signals import pre_save
 from django.test import Client
 
 from accounts.activity_kinds import AccountKind
+from authserver.activity_kinds import AuthserverKind
 from accounts.models import User
 from activity import kinds, recording
 from activity.models import Activity
@@ -80,7 +81,8 @@ def test_only_the_token_issued_record_takes_the_fast_insert(client):
 
 @pytest.mark.django_db
 def test_each_app_declares_its_kinds_and_pages_show_their_labels(client):
-    assert {value for value, _ in kinds.choices()} == set(AccountKind.values) | set(VaultKind.values)
+    declared = set(AccountKind.values) | set(VaultKind.values) | set(AuthserverKind.values)
+    assert {value for value, _ in kinds.choices()} == declared
     sign_in(client, "github", email="alice@example.com")
     record = Activity.objects.get(kind=AccountKind.LINKED)
     assert record.get_kind_display() == "Linked an account"

@@ -84,7 +84,7 @@ def test_the_vaults_adapter_shows_token_status_and_what_a_merge_does_to_tokens(c
     alice = User.objects.get()
     other = User.objects.create_user("other", "other@example.com")
     assert merging.plan_merge(into=other, source=alice).extras == {
-        "stored tokens": "1 token set(s); moved accounts keep theirs, dropped accounts' are revoked"
+        "stored tokens": "tokens of 1 account(s); moved accounts keep theirs, dropped accounts' are revoked"
     }
 
 

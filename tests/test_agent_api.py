@@ -322,7 +322,7 @@ def test_connect_request_round_trip_then_the_token_call_succeeds(client, alice, 
         == 200
     )  # reused
     page = client.get(f"/connect/{request_id}/").content.decode()
-    assert "helper bot" in page and "<code>email</code>" in page
+    assert "helper bot" in page and 'title="email">See your email address' in page
     result = round_trip(
         client,
         "google-oauth2",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "architecture.md"
-APPS = ("activity", "accounts", "vault", "sandbox", "linking_site")
+APPS = ("activity", "accounts", "vault", "enterprise", "authserver", "sandbox", "linking_site")
 
 #: Where the project's own text lives (installed packages, node modules and benchmark copies of
 #: Django's static files are not the project's).
@@ -21,6 +21,8 @@ SEARCHED = (
     "accounts",
     "activity",
     "vault",
+    "enterprise",
+    "authserver",
     "sandbox",
     "linking_site",
     "tests",

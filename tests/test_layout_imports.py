@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SITE = ("activity", "accounts", "vault", "sandbox", "linking_site")
+SITE = ("activity", "accounts", "vault", "sandbox", "linking_site", "enterprise", "authserver")
 
 #: ``(importing module, imported module)`` -> why the import sits inside a function.
 ALLOWED_INLINE = {
@@ -30,6 +30,9 @@ ALLOWED_INLINE = {
     ("accounts.apps", "accounts.checks"): "AppConfig.ready()",
     ("accounts.apps", "accounts.signals"): "AppConfig.ready()",
     ("accounts.apps", "accounts.oidc.checks"): "AppConfig.ready()",
+    ("enterprise.apps", "enterprise.checks"): "AppConfig.ready()",
+    ("authserver.apps", "authserver.applications"): "AppConfig.ready()",
+    ("authserver.apps", "authserver.checks"): "AppConfig.ready()",
     ("vault.apps", "vault.key_checks"): "AppConfig.ready()",
     ("vault.apps", "vault.plaintext"): "AppConfig.ready()",
     ("vault.apps", "vault.signals"): "AppConfig.ready()",
@@ -59,6 +62,19 @@ FORBIDDEN = {
     ("accounts", "linking_site"): "apps never import the project package (settings: django.conf)",
     ("vault", "linking_site"): "apps never import the project package (settings: django.conf)",
     ("sandbox", "linking_site"): "apps never import the project package (settings: django.conf)",
+    ("enterprise", "vault"): "enterprise builds on accounts only (SAML gives no tokens)",
+    ("enterprise", "sandbox"): "enterprise never imports the development stand-ins",
+    ("enterprise", "linking_site"): "apps never import the project package (settings: django.conf)",
+    ("accounts", "enterprise"): "accounts never imports the apps built on it",
+    ("activity", "enterprise"): "activity imports nothing of ours",
+    ("vault", "enterprise"): "the vault does not know company sign-in",
+    ("vault", "authserver"): "the vault never imports authserver (settings name its hooks)",
+    ("accounts", "authserver"): "accounts never imports the apps built on it",
+    ("activity", "authserver"): "activity imports nothing of ours",
+    ("authserver", "sandbox"): "authserver never imports the development stand-ins",
+    ("authserver", "linking_site"): "apps never import the project package (settings: django.conf)",
+    ("authserver", "enterprise"): "authserver builds on vault and accounts only",
+    ("enterprise", "authserver"): "enterprise builds on accounts only",
 }
 
 

@@ -10,6 +10,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ("accounts", "activity", "vault", "sandbox", "linking_site")
 SQL_MODULE = "vault/hotpath.py"
+# PostgreSQL's partitions of the activity table (issue 17.2): DDL the ORM has no words for, in the
+# bottom app (which cannot import the vault's module).
+PARTITION_MODULE = "activity/partitions.py"
 RUNNER = "vault/prepared.py"
 SQL = re.compile(r"\b(SELECT|INSERT\s+INTO|UPDATE\s+\S+\s+SET|DELETE\s+FROM|JOIN|WHERE)\b")
 DECODER = re.compile(r"(_from_rows?|_sql)$")
@@ -42,7 +45,7 @@ def _docstrings(tree: ast.AST) -> set[int]:
 def test_sql_is_written_only_in_the_hot_path_module():
     offenders = []
     for name, tree in _site_modules():
-        if name == SQL_MODULE:
+        if name in (SQL_MODULE, PARTITION_MODULE):
             continue
         docstrings = _docstrings(tree)
         for node in ast.walk(tree):
@@ -56,7 +59,7 @@ def test_sql_is_written_only_in_the_hot_path_module():
 def test_statements_run_only_from_the_hot_path_module():
     offenders = []
     for name, tree in _site_modules():
-        if name in (SQL_MODULE, RUNNER):
+        if name in (SQL_MODULE, RUNNER, PARTITION_MODULE):
             continue
         for node in ast.walk(tree):
             if isinstance(node, ast.Call):

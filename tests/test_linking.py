@@ -178,12 +178,12 @@ def test_connect_offer_with_scopes_asks_the_provider_for_them(client):
     )
     html = page.content.decode()
     assert 'data-connect-offer="github"' in html
-    assert "<code>repo</code>" in html
+    assert 'title="repo">Read and change all your GitHub repositories' in html
     # Not RFC 6749 scope tokens (a quote, a backslash): dropped, as the agent API refuses them.
     assert "quote</code>" not in html and "slash</code>" not in html
     assert 'value="repo"' in html and 'value="s&lt;x&gt;"' in html and html.count('name="scope"') == 2
     # "s<x>" is a scope token (issue 13: one grammar with the API): shown, escaped.
-    assert "<code>s&lt;x&gt;</code>" in html and "<x>" not in html
+    assert '<code class="scope">s&lt;x&gt;</code>' in html and "<x>" not in html
     _begin, authorize_url = start(client, "github", scope="repo")
     assert "repo" in authorize_url
 

@@ -140,7 +140,7 @@ def test_staff_move_identities_to_the_new_issuer_explicitly(client, settings, te
     out = io.StringIO()
     call_command("accounts_oidc_issuer", "corp", "--to", ISSUER_B, "--dry-run", stdout=out)
     assert out.getvalue().splitlines() == [
-        f"Would bind 1 corp identities to {ISSUER_B} (1 from {ISSUER_A}).",
+        f"Would bind 1 Corp identities to {ISSUER_B} (1 from {ISSUER_A}).",
         "Dry run: nothing was changed.",
     ]
     assert IdentityDetails.objects.get(identity=corp).issuer == ISSUER_A
@@ -148,7 +148,7 @@ def test_staff_move_identities_to_the_new_issuer_explicitly(client, settings, te
 
     out = io.StringIO()
     call_command("accounts_oidc_issuer", "corp", "--to", ISSUER_B + "/", stdout=out)
-    assert out.getvalue().strip() == f"Bound 1 corp identities to {ISSUER_B} (1 from {ISSUER_A})."
+    assert out.getvalue().strip() == f"Bound 1 Corp identities to {ISSUER_B} (1 from {ISSUER_A})."
     call_command("check", tags=["oidc_identities"])
     out = io.StringIO()
     call_command("accounts_oidc_issuer", "corp", "--to", ISSUER_B, stdout=out)
@@ -212,7 +212,7 @@ def test_removed_provider_is_not_available_skipped_removable_and_never_reattache
     token_calls = a.count("/token")
     out = io.StringIO()
     call_command("vault_refresh", stdout=out)
-    assert "Skipped (provider removed or issuer changed; not sent anywhere): provider_unavailable 1" in (
+    assert "Skipped (provider removed or issuer changed; not sent anywhere): 1 provider unavailable" in (
         out.getvalue()
     )
     assert a.count("/token") == token_calls

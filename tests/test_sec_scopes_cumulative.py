@@ -88,7 +88,7 @@ def test_a_narrowed_grant_is_told_in_activity_and_on_the_connections_page(client
     sign_in(Client(), "google-oauth2", email="alice@example.com")
     assert drive not in TokenSet.objects.get(provider="google-oauth2").scopes
 
-    told = f"Google access narrowed: {drive} no longer granted"
+    told = "Google access narrowed: See your Google Drive files (drive.readonly) no longer granted"
     entry = Activity.objects.get(kind=VaultKind.SCOPES_NARROWED)
     assert entry.message == told
     assert entry.provider == "google-oauth2" and entry.data == {"lost": [drive]}

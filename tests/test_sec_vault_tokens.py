@@ -188,7 +188,7 @@ def test_an_access_token_that_does_not_decrypt_flags_the_set_once(client, alice,
     # Staff: vault_status counts it, the admin shows it.
     out = io.StringIO()
     call_command("vault_status", stdout=out)
-    assert "status vault_fault: 1" in out.getvalue()
+    assert "  vault fault: 1" in out.getvalue()
     # Reconnecting stores a new token set value and clears the flag.
     client.post("/logout/")
     sign_in(client, provider, email="alice@example.com")

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
 from django.db import connection
 
@@ -33,6 +35,11 @@ PRODUCTION = {
     "SOCIAL_AUTH_GITHUB_KEY": "Iv1.0123456789abcdef",
     "SOCIAL_AUTH_GITHUB_SECRET": "not-a-real-secret",
     "VAULT_KEYS": "prod-1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    "OIDC_RSA_PRIVATE_KEY": rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    .private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    .decode(),
 }
 
 
@@ -48,6 +55,14 @@ def test_missing_secret_key_in_production_is_one_clear_line():
     result = _run(env, "check")
     assert result.returncode != 0
     assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_the_authorization_server_needs_its_id_token_key_in_production():
+    missing = _run({**PRODUCTION, "OIDC_RSA_PRIVATE_KEY": ""}, "check")
+    assert missing.returncode != 0
+    assert "OIDC_RSA_PRIVATE_KEY is not set" in missing.stderr
+    garbled = _run({**PRODUCTION, "OIDC_RSA_PRIVATE_KEY": "not a key"}, "check")
+    assert garbled.returncode != 0 and "not an unencrypted RSA private key" in garbled.stderr
 
 
 def test_check_deploy_is_clean_in_a_production_like_environment():

@@ -42,7 +42,7 @@ def test_admin_user_page_lists_identities_inline_without_extra_data(alice, staff
     page = staff_client.get(f"/admin/accounts/user/{alice.pk}/change/")
     html = page.content.decode()
     assert page.status_code == 200
-    assert identity.uid in html and "google-oauth2" in html
+    assert identity.uid in html and "Google" in html
     assert "EXTRA-DATA-MUST-NOT-SHOW" not in html
     detail = staff_client.get(f"/admin/social_django/usersocialauth/{identity.pk}/change/")
     assert detail.status_code == 200
@@ -78,7 +78,7 @@ def test_admin_unlink_action_keeps_the_rules_and_records_the_staff_actor(alice, 
 def test_accounts_identities_command_lists_them(alice, capsys):
     call_command("accounts_identities", alice.email)
     out = capsys.readouterr().out
-    assert "github" in out and "google-oauth2" in out and "(verified)" in out
+    assert "GitHub" in out and "Google" in out and "(verified)" in out
     call_command("accounts_identities", str(alice.pk), "--json")
     assert '"provider": "github"' in capsys.readouterr().out
 

@@ -80,7 +80,8 @@ def test_insufficient_scope_link_grants_the_missing_scope_incrementally(client):
         vault.get_access_token(user, "google-oauth2", scopes=["profile"])
     path = caught.value.authorize_url.split("127.0.0.1:8000", 1)[-1].split("testserver", 1)[-1]
     offer = client.get(path)
-    assert b'data-connect-offer="google-oauth2"' in offer.content and b"<code>profile</code>" in offer.content
+    assert b'data-connect-offer="google-oauth2"' in offer.content
+    assert b"See your name and profile picture" in offer.content and b"(profile)" in offer.content
     # The offer's form posts the scope to begin; Google is asked for it on top of the configured ones.
     round_trip(
         client, "google-oauth2", email="alice@example.com", scope="profile", next="/settings/connections/"

@@ -186,7 +186,7 @@ def test_ciphertext_copied_to_another_row_with_sql_fails_and_is_never_returned(c
     assert caught.value.authorize_url.endswith("/settings/connections/?connect=github")
     assert vault.get_access_token(bob, "github").access_token == bob_access  # the original still works
 
-    with pytest.raises(CommandError, match="1 token set"):
+    with pytest.raises(CommandError, match="Tokens of 1 account"):
         call_command("vault_status", "--verify", stdout=io.StringIO())
 
 

@@ -31,7 +31,7 @@ def test_merge_rebinds_moved_tokens_and_revokes_dropped_ones(django_capture_on_c
     dropped_tokens = stored_tokens(drop.token_set)
 
     plan = plan_merge(into=into, source=source, move_identity_ids=[keep.pk])
-    assert any("stored tokens: 2 token set(s)" in line for line in plan.describe())
+    assert any("stored tokens: tokens of 2 account(s)" in line for line in plan.describe())
 
     with django_capture_on_commit_callbacks(execute=True):
         merge_profiles(into=into, source=source, move_identity_ids=[keep.pk])

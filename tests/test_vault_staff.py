@@ -104,14 +104,14 @@ def test_every_command_has_help(name):
 def test_vault_status_counts_by_status_and_key(staff, settings):
     TokenSet.objects.filter(provider="github").update(status=TokenSet.Status.RECONNECT_REQUIRED)
     out = _run("vault_status")
-    assert "Token sets: 2 (2 linked, 0 awaiting revocation)" in out
-    assert "status active: 1" in out and "status reconnect_required: 1" in out
+    assert "Stored tokens: 2 account(s) (2 linked, 0 removed, awaiting revocation)" in out
+    assert "  active: 1" in out and "  reconnect required: 1" in out
     assert f"key {TEST_2} (encrypts new values): 2" in out and f"key {TEST_1}: 0" in out
     out = _run("vault_status", "--verify")
-    assert "Verified 2 token set(s): 2 ok, 0 failed" in out
+    assert "Verified the stored tokens of 2 account(s): 2 ok, 0 failed" in out
     with (
         override_settings(VAULT_KEYS=_keys(settings, TEST_1)),
-        pytest.raises(CommandError, match="2 token set"),
+        pytest.raises(CommandError, match="Tokens of 2 account"),
     ):
         call_command("vault_status", "--verify", stdout=io.StringIO())
 
@@ -121,7 +121,7 @@ def test_vault_refresh_refreshes_what_expires_soon(staff):
     expire(github)
     before = stored_tokens(github)
     out = _run("vault_refresh", "--dry-run")
-    assert "1 token set(s) would be refreshed" in out and stored_tokens(github) == before
+    assert "the tokens of 1 account(s) would be refreshed" in out and stored_tokens(github) == before
     out = _run("vault_refresh", "--within", "60")
     assert "Refresh: 1 due, 1 refreshed" in out
     assert stored_tokens(github)[0] != before[0]
@@ -157,7 +157,7 @@ def test_key_rotation_end_to_end_interrupted_and_resumed(client, staff, settings
     assert len(expected) == 5
 
     # test-2 goes first: new writes use it, test-1 still reads.
-    assert "Dry run: 5 token set(s) would be re-encrypted under test-2 in 3 batch(es)." in _run(
+    assert "Dry run: the tokens of 5 account(s) would be re-encrypted under test-2 in 3 batch(es)." in _run(
         "vault_rotate_keys", "--dry-run", "--batch-size", "2"
     )
     assert TokenSet.objects.filter(key_name=TEST_1).count() == 5
@@ -180,12 +180,12 @@ def test_key_rotation_end_to_end_interrupted_and_resumed(client, staff, settings
     # Half-way, everything still reads, and the old key cannot be retired yet.
     for token_set in TokenSet.objects.all():
         assert stored_tokens(token_set) == expected[token_set.pk]
-    with pytest.raises(CommandError, match=f"Key {TEST_1} still encrypts 3 token set"):
+    with pytest.raises(CommandError, match=f"Key {TEST_1} still encrypts the tokens of 3 account"):
         call_command("vault_rotate_keys", "--retire", TEST_1, stdout=io.StringIO())
 
     monkeypatch.setattr(rotation, "rotate_batch", original)
     out = _run("vault_rotate_keys", "--batch-size", "2")
-    assert "Re-encrypted 3 token set(s) under test-2 in 2 batch(es); 0 failed." in out
+    assert "Re-encrypted the tokens of 3 account(s) under test-2 in 2 batch(es); 0 failed." in out
     assert "Nothing to do" in _run("vault_rotate_keys")
     assert "can be removed from VAULT_KEYS" in _run("vault_rotate_keys", "--retire", TEST_1)
 

@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import User
-from accounts.providers import is_configured, provider_title
+from accounts.providers import holds_tokens, provider_title
 
 from . import errors
 from . import scopes as scope_rules
@@ -85,7 +85,7 @@ def get_access_token(
     """
     if user is None or not getattr(user, "is_authenticated", False) or getattr(user, "pk", None) is None:
         raise errors.InvalidRequest("A signed-in user is required.")
-    if not isinstance(connection, str) or not connection or not is_configured(connection):
+    if not isinstance(connection, str) or not connection or not holds_tokens(connection):
         raise errors.InvalidRequest(f"Unknown connection {str(connection)[:40]!r}.")
     requested = scope_rules.normalise_requested(scopes)
     if isinstance(min_ttl, bool) or not isinstance(min_ttl, int) or not 0 <= min_ttl <= MAX_MIN_TTL:
@@ -133,7 +133,7 @@ def stored_access_token(
     no refresh and passes every check; None when ``get_access_token`` must run (to refresh, to
     narrow, or to raise the error that says what is wrong). The agent API's hot path
     (``vault.issuing``): the same functions as ``get_access_token``, so the same rules."""
-    if identity is None or not is_configured(connection):
+    if identity is None or not holds_tokens(connection):
         return None
     try:
         token_set = _stored_token_set(identity, connection=connection, requested=requested)

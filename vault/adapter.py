@@ -20,6 +20,7 @@ from django.views.decorators.debug import sensitive_variables
 from accounts.adapter import AccountsAdapter, IdentityStatus
 from accounts.models import User
 
+from .agent_models import AgentKey
 from .agents import revoke_all_keys
 from .capture import rebind_owner
 from .connect import cancel_pending
@@ -69,6 +70,9 @@ class VaultAccountsAdapter(AccountsAdapter):
 
     def granted_scopes(self, user: User, provider: str) -> list[str]:
         return granted_scopes(user=user, provider=provider)
+
+    def agent_key_names(self, user: User) -> dict[int, str]:
+        return dict(AgentKey.objects.filter(user=user).values_list("pk", "name"))
 
     def readiness_problems(self) -> list[str]:
         problem = readiness_problem()

@@ -1,4 +1,5 @@
-"""Token sets for staff: read-only, without plaintext or ciphertext; force refresh and revoke.
+"""Stored tokens (token sets) for staff: read-only, without plaintext or ciphertext; force refresh and
+revoke. Staff read the words people do: provider titles, times with their zone, no "token set".
 
 Deleting a token set here is not offered: erasing tokens without revoking them at the provider is
 exactly what "Revoke" exists to avoid.
@@ -7,11 +8,13 @@ exactly what "Revoke" exists to avoid.
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
+from accounts.admin_words import ProviderFilter, provider_display, scopes_display, short_names, when_display
 from accounts.providers import provider_title
 from activity.admin_mixins import STAFF_ACTION, ReadOnlyAdminMixin
 
@@ -29,19 +32,19 @@ SHOWN_FIELDS = (
     "status",
     "scope_list",
     "token_type",
-    "expires_at",
+    "expires_at_when",
     "expiry_assumed",
-    "issued_at",
-    "refreshed_at",
+    "issued_at_when",
+    "refreshed_at_when",
     "has_refresh_token",
     "key_name",
     "last_error_code",
-    "last_error_at",
-    "retry_not_before",
+    "last_error_at_when",
+    "retry_not_before_when",
     "revoke_attempts",
-    "detached_at",
-    "created_at",
-    "updated_at",
+    "detached_at_when",
+    "created_at_when",
+    "updated_at_when",
 )
 
 
@@ -54,18 +57,26 @@ class TokenSetAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "owner_id",
         "status",
         "scope_list",
-        "expires_at",
-        "refreshed_at",
+        "expires_at_when",
+        "refreshed_at_when",
         "key_name",
         "last_error_code",
     )
-    list_filter = ("status", "provider", "key_name")
+    list_filter = ("status", ProviderFilter, "key_name")
     search_fields = ("uid", "identity__user__email", "identity__user__username")
     ordering = ("-updated_at",)
     fields = SHOWN_FIELDS
     readonly_fields = SHOWN_FIELDS
     actions = ("force_refresh", "revoke")
     list_select_related = ("identity",)
+    expires_at_when = when_display("expires_at", "expires")
+    issued_at_when = when_display("issued_at", "issued")
+    refreshed_at_when = when_display("refreshed_at", "refreshed")
+    last_error_at_when = when_display("last_error_at", "last error")
+    retry_not_before_when = when_display("retry_not_before", "retry not before")
+    detached_at_when = when_display("detached_at", "removed from its account")
+    created_at_when = when_display("created_at", "created")
+    updated_at_when = when_display("updated_at", "updated")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         # Never load the ciphertexts for a page that must not show them.
@@ -81,7 +92,17 @@ class TokenSetAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 "with VAULT_KEYS (wrong or missing key); they are kept until the right key is configured.",
                 messages.WARNING,
             )
-        return super().changelist_view(request, extra_context)
+        return super().changelist_view(request, {"title": "Stored tokens", **(extra_context or {})})
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # The model's own name and str() say "token set" and the backend name: staff read these.
+        context = {"title": "Stored tokens of one account"}
+        obj = self.get_object(request, unquote(object_id))
+        if obj is not None:
+            context["subtitle"] = (
+                f"{provider_title(obj.provider)} tokens #{obj.pk} ({obj.get_status_display()})"
+            )
+        return super().change_view(request, object_id, form_url, {**context, **(extra_context or {})})
 
     @admin.display(description="provider", ordering="provider")
     def provider_name(self, obj: TokenSet) -> str:
@@ -99,9 +120,7 @@ class TokenSetAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return f"#{obj.identity_id}"
         return format_html('<a href="{}">#{}</a>', url, obj.identity_id)
 
-    @admin.display(description="granted scopes")
-    def scope_list(self, obj: TokenSet) -> str:
-        return " ".join(obj.scopes or []) or "-"
+    scope_list = scopes_display("scopes", "granted scopes")
 
     @admin.display(description="refresh token stored", boolean=True)
     def has_refresh_token(self, obj: TokenSet) -> bool:
@@ -118,10 +137,12 @@ class TokenSetAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             else:
                 done += 1
         if done:
-            self.message_user(request, f"Refreshed {done} token set(s).", messages.SUCCESS)
+            self.message_user(request, f"Refreshed the tokens of {done} account(s).", messages.SUCCESS)
         for code, count in sorted(failed.items()):
             self.message_user(
-                request, f"{count} token set(s) not refreshed: {code.replace('_', ' ')}.", messages.WARNING
+                request,
+                f"Tokens of {count} account(s) not refreshed: {code.replace('_', ' ')}.",
+                messages.WARNING,
             )
 
     @admin.action(description="Revoke at the provider and erase", permissions=[STAFF_ACTION])
@@ -132,43 +153,75 @@ class TokenSetAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             results[result] = results.get(result, 0) + 1
         if results.get("revoked"):
             self.message_user(
-                request, f"Revoked and erased {results['revoked']} token set(s).", messages.SUCCESS
+                request,
+                f"Revoked and erased the tokens of {results['revoked']} account(s).",
+                messages.SUCCESS,
             )
         if results.get("failed"):
             self.message_user(
                 request,
-                f"{results['failed']} token set(s) could not be revoked yet; vault_refresh retries them.",
+                f"Tokens of {results['failed']} account(s) could not be revoked yet; "
+                "vault_refresh retries them.",
                 messages.WARNING,
             )
         others = sum(count for result, count in results.items() if result not in ("revoked", "failed"))
         if others:
-            self.message_user(request, f"{others} token set(s) were busy or already gone.", messages.WARNING)
+            self.message_user(
+                request, f"Tokens of {others} account(s) were busy or already gone.", messages.WARNING
+            )
 
 
 @admin.register(AgentKey)
 class AgentKeyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Agent keys: never the key (only its hash exists), with a revoke action."""
 
-    list_display = ("name", "hint", "user", "providers", "created_at", "expires_at", "last_used_at", "state")
+    list_display = (
+        "name",
+        "hint",
+        "user",
+        "provider_titles",
+        "created_at_when",
+        "expires_at_when",
+        "last_used_at_when",
+        "state",
+    )
     list_filter = ("revoked_at",)
     search_fields = ("name", "hint", "user__username", "user__email")
     fields = (
         "user",
         "name",
         "hint",
-        "providers",
-        "scopes",
+        "provider_titles",
+        "scope_limits",
         "whole_grant",
-        "created_at",
-        "expires_at",
-        "last_used_at",
+        "created_at_when",
+        "expires_at_when",
+        "last_used_at_when",
         "last_used_ip",
-        "revoked_at",
+        "revoked_at_when",
         "revoked_reason",
     )
     readonly_fields = fields
     actions = ["revoke_selected"]
     list_select_related = ("user",)
+    created_at_when = when_display("created_at", "created")
+    expires_at_when = when_display("expires_at", "expires")
+    last_used_at_when = when_display("last_used_at", "last used")
+    revoked_at_when = when_display("revoked_at", "revoked")
+
+    @admin.display(description="providers")
+    def provider_titles(self, obj: AgentKey) -> str:
+        return ", ".join(provider_title(name) for name in obj.providers)
+
+    @admin.display(description="only these scopes")
+    def scope_limits(self, obj: AgentKey) -> str:
+        limits = (obj.scopes or {}).items()
+        return (
+            format_html_join(
+                "; ", "{}: {}", ((provider_title(name), short_names(scopes)) for name, scopes in limits)
+            )
+            or "any the account granted"
+        )
 
     @admin.action(description="Revoke selected agent keys", permissions=[STAFF_ACTION])
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -183,10 +236,49 @@ class AgentKeyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(ConnectRequest)
 class ConnectRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("id", "user", "agent_key", "provider", "scopes", "status", "created_at", "expires_at")
-    list_filter = ("status", "provider")
+    list_display = (
+        "id",
+        "user",
+        "agent_key",
+        "provider_name",
+        "scope_names",
+        "status",
+        "created_at_when",
+        "expires_at_when",
+    )
+    list_filter = ("status", ProviderFilter)
     search_fields = ("id", "user__username", "user__email")
     list_select_related = ("user", "agent_key")
+    fields = (
+        "id",
+        "user",
+        "agent_key",
+        "client_id",
+        "provider_name",
+        "scope_names",
+        "reason",
+        "status",
+        "closed_reason",
+        "created_at_when",
+        "expires_at_when",
+        "completed_at_when",
+        "identity_id",
+    )
+    readonly_fields = fields
+    provider_name = provider_display()
+    scope_names = scopes_display("scopes", "scopes")
+    created_at_when = when_display("created_at", "created")
+    expires_at_when = when_display("expires_at", "expires")
+    completed_at_when = when_display("completed_at", "completed")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, unquote(object_id))
+        context = (
+            {"subtitle": f"{provider_title(obj.provider)} for {obj.agent_key or 'an application'}"}
+            if obj
+            else {}
+        )
+        return super().change_view(request, object_id, form_url, {**context, **(extra_context or {})})
 
     def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None):
         # The id is checked by its format before any query: a NUL is a database error on

@@ -11,6 +11,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from accounts.providers import provider_title
+
 
 class AgentKey(models.Model):
     """A secret a user gives an agent so it can ask for provider tokens on their behalf.
@@ -87,7 +89,7 @@ class ConnectRequest(models.Model):
         AgentKey, null=True, blank=True, on_delete=models.CASCADE, related_name="connect_requests"
     )
     client_id = models.CharField(
-        max_length=100, blank=True, help_text="The OAuth application that asked, when not an agent key."
+        max_length=255, blank=True, help_text="The OAuth application that asked, when not an agent key."
     )
     provider = models.CharField(max_length=32)
     scopes = models.JSONField(default=list, blank=True)
@@ -116,7 +118,7 @@ class ConnectRequest(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.provider} for {self.agent_key_id or self.client_id} ({self.status})"
+        return f"{provider_title(self.provider)} for {self.agent_key or self.client_id} ({self.status})"
 
     @property
     def current_status(self) -> str:

@@ -15,7 +15,7 @@ from django.utils import timezone
 from accounts.locking import InactiveProfile, lock_active_profile
 from accounts.models import User
 from accounts.notifications import person_text, send_notice
-from accounts.providers import is_configured, provider_title
+from accounts.providers import holds_tokens, provider_title
 from accounts.scopes import MAX_SCOPES, SCOPE_NAME_RULE, is_scope_token
 from activity import recording
 from activity.models import Activity
@@ -68,7 +68,7 @@ def create_agent_key(
     providers = list(dict.fromkeys(p for p in providers if p))
     if not providers:
         raise AgentKeyError("Pick at least one provider the agent may use.")
-    unknown = [p for p in providers if not is_configured(p)]
+    unknown = [p for p in providers if not holds_tokens(p)]
     if unknown:
         raise AgentKeyError(f"Unknown provider: {unknown[0][:40]}.")
     if expires_in_days not in EXPIRY_CHOICES_DAYS:

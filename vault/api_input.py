@@ -13,7 +13,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from accounts.providers import configured_providers, is_configured
+from accounts.providers import holds_tokens, token_providers
 from accounts.scopes import MAX_SCOPES, SCOPE_NAME_RULE, is_scope_token
 
 from . import errors
@@ -65,8 +65,8 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
 def connection(value: object) -> str:
     if not isinstance(value, str) or not value or len(value) > 64:
         raise errors.InvalidRequest("'connection' must be a provider name such as \"github\".")
-    if not is_configured(value):
-        names = ", ".join(f"{p.name} ({p.title})" for p in configured_providers())
+    if not holds_tokens(value):
+        names = ", ".join(f"{p.name} ({p.title})" for p in token_providers())
         raise errors.InvalidRequest(f"Unknown connection {value[:64]!r}; the connections here are: {names}.")
     return value
 

@@ -17,6 +17,7 @@ from django.views.decorators.debug import sensitive_variables
 from social_django.models import UserSocialAuth
 
 from accounts.providers import provider_title
+from accounts.scope_words import scope_text
 from activity import recording
 
 from . import errors
@@ -99,7 +100,7 @@ def capture_tokens(
 
 def narrowed_message(*, provider: str, lost: list[str]) -> str:
     """What the person reads when a new token holds less than the stored one did."""
-    return f"{provider_title(provider)} access narrowed: {', '.join(lost)} no longer granted"
+    return f"{provider_title(provider)} access narrowed: {'; '.join(map(scope_text, lost))} no longer granted"
 
 
 def _record_narrowed(*, identity: UserSocialAuth, lost: list[str]) -> None:

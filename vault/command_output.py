@@ -46,5 +46,8 @@ def progress_line(label: str, done: int, total: int, elapsed: float) -> str:
 
 
 def counts(by_reason: dict[str, int]) -> str:
-    """``code 2, other 1`` for a summary line, or ``none``."""
-    return ", ".join(f"{code} {count}" for code, count in sorted(by_reason.items())) or "none"
+    """``2 provider unavailable, 1 reconnect required`` for a summary line, or ``none`` (the codes in
+    words: people read this line; ``--json`` keeps the codes)."""
+    return (
+        ", ".join(f"{count} {code.replace('_', ' ')}" for code, count in sorted(by_reason.items())) or "none"
+    )

@@ -14,11 +14,12 @@ from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from social_django.models import UserSocialAuth
 
 from accounts.locking import InactiveProfile, lock_active_profile
 from accounts.models import User
-from accounts.providers import is_configured, provider_title
+from accounts.providers import holds_tokens, provider_title
 from activity import recording
 
 from . import errors
@@ -85,7 +86,7 @@ def request_connection(
 ) -> tuple[ConnectRequest, bool]:
     """A pending request for this key, provider and scopes: reused if one is open, else new."""
     wanted = sorted(scope_rules.normalise_requested(scopes))
-    if not isinstance(connection, str) or not is_configured(connection):
+    if not isinstance(connection, str) or not holds_tokens(connection):
         raise errors.InvalidRequest(f"Unknown connection {str(connection)[:40]!r}.")
     check_allowed(agent_key, connection=connection, scopes=wanted)
     now = timezone.now()
@@ -113,6 +114,59 @@ def request_connection(
             data={"connect_request": created.id, "reason": reason},
         )
     return created, True
+
+
+def asker_name(found: ConnectRequest) -> str:
+    """Who asks, for records: ``agent 'name'``, or ``application 'name'`` (see ``asker_title``)."""
+    if found.agent_key_id is not None:
+        return f"agent {found.agent_key.name!r}"
+    return f"application {asker_title(found)!r}"
+
+
+def asker_title(found: ConnectRequest) -> str:
+    """The asker's name as a person sees it: the agent key's, or the OAuth application's (named by
+    ``VAULT_APPLICATION_NAMER``, a callable of ``client_id``: the vault never imports authserver)."""
+    if found.agent_key_id is not None:
+        return found.agent_key.name
+    namer = getattr(settings, "VAULT_APPLICATION_NAMER", "")
+    return import_string(namer)(found.client_id) if namer else found.client_id
+
+
+def request_for_application(
+    *, user: User, client_id: str, app_name: str, connection: str, scopes: list[str], reason: str = ""
+) -> ConnectRequest:
+    """A pending request of an OAuth application (by ``client_id``) for ``user``: reused if one is
+    open for the same provider and scopes, else new (``agent_key`` empty)."""
+    wanted = sorted(scope_rules.normalise_requested(scopes))
+    now = timezone.now()
+    with transaction.atomic():
+        open_requests = ConnectRequest.objects.select_for_update().filter(
+            client_id=client_id,
+            user=user,
+            provider=connection,
+            status=ConnectRequest.Status.PENDING,
+            expires_at__gt=now,
+        )
+        for existing in open_requests:
+            if sorted(existing.scopes) == wanted:
+                return existing
+        created = ConnectRequest.objects.create(
+            user=user,
+            client_id=client_id,
+            provider=connection,
+            scopes=wanted,
+            reason=reason[:32],
+            expires_at=now + LIFETIME,
+        )
+        recording.record(
+            kind=VaultKind.CONNECT_REQUEST,
+            user=user,
+            provider=connection,
+            message=f"Application {app_name!r} asked you to connect {provider_title(connection)}"
+            + (f" with {', '.join(wanted)}" if wanted else ""),
+            data={"connect_request": created.id, "reason": reason, "client_id": client_id},
+        )
+    return created
 
 
 def for_agent_error(
@@ -177,7 +231,9 @@ def _pending_for(queryset, *, request_id: str, user: User) -> ConnectRequest:
 def _lock_pending(*, request_id: str, user: User) -> ConnectRequest:
     """``_pending_for`` with the row locked, inside the caller's transaction (single use)."""
     return _pending_for(
-        ConnectRequest.objects.select_for_update().select_related("agent_key"),
+        # of=self: an application's request has no agent key, and PostgreSQL cannot lock the
+        # nullable side of the outer join that select_related makes for it.
+        ConnectRequest.objects.select_for_update(of=("self",)).select_related("agent_key"),
         request_id=request_id,
         user=user,
     )
@@ -226,7 +282,7 @@ def complete(*, request_id: str, user: User) -> ConnectRequest:
             kind=VaultKind.CONNECT_REQUEST,
             user=user,
             identity=identity,
-            message=f"Approved agent {found.agent_key.name!r}'s request for {provider_title(found.provider)}",
+            message=f"Approved {asker_name(found)}'s request for {provider_title(found.provider)}",
             data={"connect_request": found.id, "status": "completed"},
         )
     return found
@@ -242,7 +298,7 @@ def decline(*, request_id: str, user: User) -> ConnectRequest:
             kind=VaultKind.CONNECT_REQUEST,
             user=user,
             provider=found.provider,
-            message=f"Declined agent {found.agent_key.name!r}'s request for {provider_title(found.provider)}",
+            message=f"Declined {asker_name(found)}'s request for {provider_title(found.provider)}",
             data={"connect_request": found.id, "status": "declined"},
         )
     return found

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from accounts.providers import configured_providers
+from accounts.providers import token_providers
 
 from .agents import EXPIRY_CHOICES_DAYS
 
@@ -30,7 +30,7 @@ class AgentKeyForm(forms.Form):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        providers = configured_providers()
+        providers = token_providers()
         self.fields["providers"].choices = [(p.name, p.title) for p in providers]
         for provider in providers:
             self.fields[f"scopes_{provider.name}"] = forms.CharField(

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Field, Model
 from social_django.models import UserSocialAuth
 
@@ -31,6 +31,8 @@ _KEY_FIELDS = tuple(AgentKey._meta.concrete_fields)
 _USER_FIELDS = tuple(f for f in User._meta.concrete_fields if f.name != "password")
 # The token set's columns as the resolving queries read them (every concrete field).
 _TOKEN_SET_FIELDS = tuple(TokenSet._meta.concrete_fields)
+# The record's columns as the hot path inserts them (all but the primary key, which it returns).
+_ACTIVITY_INSERT_FIELDS = tuple(f for f in Activity._meta.concrete_fields if not f.primary_key)
 
 
 class _IdentityColumns(NamedTuple):
@@ -131,13 +133,13 @@ def insert_token_issued(entry: Activity) -> None:
         raise ValueError(
             "Only a new token-issued record takes the fast insert; use activity.recording.record."
         )
-    fields = _insert_fields(Activity)
-    values = [f.get_db_prep_save(f.pre_save(entry, True), connection) for f in fields]
-    asynchronous = connection.vendor == "postgresql" and not connection.in_atomic_block
+    db = connections[DEFAULT_DB_ALIAS]  # one thread-local lookup, not one per attribute
+    values = [f.get_db_prep_save(f.pre_save(entry, True), db) for f in _ACTIVITY_INSERT_FIELDS]
+    asynchronous = db.vendor == "postgresql" and not db.in_atomic_block
     (row,) = prepared.fetch_all(_insert_statement(Activity, asynchronous=asynchronous), values)
     entry.pk = row[0]
     entry._state.adding = False
-    entry._state.db = connection.alias
+    entry._state.db = db.alias
 
 
 def _split(row: Sequence, *widths: int) -> list[tuple]:

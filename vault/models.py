@@ -18,6 +18,8 @@ from django.db.models import F
 from django.utils import timezone
 from social_django.models import UserSocialAuth
 
+from accounts.providers import provider_title
+
 from . import crypto
 from .keys import KeyRing, get_keyring
 from .querysets import TokenSetQuerySet
@@ -94,11 +96,12 @@ class TokenSet(models.Model):
     objects = TokenSetQuerySet.as_manager()
 
     class Meta:
-        verbose_name = "token set"
+        verbose_name = "stored tokens"
+        verbose_name_plural = "stored tokens"
         indexes = [models.Index(fields=["status", "expires_at"])]
 
     def __str__(self) -> str:
-        return f"{self.provider} token set #{self.pk} ({self.get_status_display()})"
+        return f"{provider_title(self.provider)} tokens #{self.pk} ({self.get_status_display()})"
 
     def __repr__(self) -> str:
         return f"<TokenSet #{self.pk} {self.provider} {self.status}>"
@@ -304,5 +307,6 @@ class TokenSet(models.Model):
 
 # Agent keys and connect requests live in their own module; Django finds them through this one.
 from .agent_models import AgentKey, ConnectRequest, _connect_request_id  # noqa: E402 (old migrations name the last)
+from .warning_models import WarningSent  # noqa: E402,F401 (found by Django through this module)
 
 __all__ = ["AgentKey", "ConnectRequest", "TokenSet", "_connect_request_id"]

@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
-from accounts.providers import configured_providers
+from accounts.providers import token_providers
 from accounts.scopes import MAX_SCOPE_LENGTH, MAX_SCOPES, SCOPE_NAME_RULE
 
 from .errors import ERROR_TABLE
@@ -93,7 +93,7 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def document(request: HttpRequest | None = None) -> dict[str, Any]:
-    connections = [p.name for p in configured_providers()] or ["github"]
+    connections = [p.name for p in token_providers()] or ["github"]
     connection = {
         "type": "string",
         "enum": connections,

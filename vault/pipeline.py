@@ -22,6 +22,7 @@ from social_core.exceptions import AuthException
 
 from accounts.locking import InactiveProfile
 from accounts.pipeline import SECRET_EXTRA_DATA_KEYS
+from accounts.providers import holds_tokens
 
 from .capture import capture_tokens
 from .errors import VaultUnavailable
@@ -40,7 +41,7 @@ def store_tokens(
     strategy, backend, social=None, response: dict[str, Any] | None = None, *args: Any, **kwargs: Any
 ) -> None:
     """Capture the token response into the vault; strip secrets from what the pipeline keeps."""
-    if social is None or response is None:
+    if social is None or response is None or not holds_tokens(backend.name):
         return
     received_at = timezone.now()
     try:

@@ -40,12 +40,15 @@ def _prepared_cursor_class() -> type:
 
 def _cursor() -> CursorWrapper:
     """A cursor for one statement: prepared on PostgreSQL when allowed, else Django's own."""
-    connection.ensure_connection()
-    raw_connection = connection.connection
-    if connection.vendor != "postgresql" or getattr(raw_connection, "prepare_threshold", None) is None:
-        return connection.cursor()
+    # The thread's connection itself, looked up once: each ``connection.x`` through the proxy
+    # is a thread-local lookup, and this runs twice on every token request.
+    db = connections[DEFAULT_DB_ALIAS]
+    db.ensure_connection()
+    raw_connection = db.connection
+    if db.vendor != "postgresql" or getattr(raw_connection, "prepare_threshold", None) is None:
+        return db.cursor()
     raw = _prepared_cursor_class()(raw_connection)
-    return _LoggedCursor(raw, connection) if connection.queries_logged else connection.make_cursor(raw)
+    return _LoggedCursor(raw, db) if db.queries_logged else db.make_cursor(raw)
 
 
 class _LoggedCursor(CursorDebugWrapper):

@@ -42,6 +42,8 @@ MAX_INLINE_RETRY_AFTER = 2
 #: same token set is tried before then (so twenty waiting callers do not become sixty requests).
 OUTAGE_RETRY_AFTER = 15
 MAX_RETRY_AFTER = 3600
+#: The code a refresh answered 429 is stored under (``TokenSet.last_error_code``).
+RATE_LIMITED = "rate_limited"
 
 REAUTH_CODES = frozenset(
     {"reauthentication_required", "credential_rejected", "token_revoked", "authorization_code_rejected"}
@@ -121,7 +123,13 @@ def call_provider(token_set: TokenSet, ctx: RefreshContext, *, scope: tuple[str,
             retry_after = _retry_after_seconds(error.retry_after)
             code = error.code
             provider_code = str(error.provider_code or "")[:64]
+            if getattr(error, "status_code", None) == 429 or code == RATE_LIMITED:
+                # One code for a 429 whatever body came with it (GitHub's has no OAuth ``error``,
+                # Google's an error object): ``vault_refresh`` pauses the provider on it.
+                code, provider_code = RATE_LIMITED, ""
             pause = RETRY_BACKOFF[min(attempts - 1, len(RETRY_BACKOFF) - 1)] if RETRY_BACKOFF else 0
+            # A short Retry-After (a 429 or 503 asking for a second or two) is waited out in full.
+            pause = max(pause, retry_after or 0)
             if (
                 kind == "outage"
                 and attempts <= MAX_RETRIES

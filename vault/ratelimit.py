@@ -8,7 +8,9 @@ address (a NAT, a CI runner), and a stranger's bad keys must not lock out a work
 carry 256 random bits, so the failure limit bounds noise and cost, not guessing.
 
 On Redis the whole check for one request (both counters, their expiry) is one Lua script, so one
-round trip and atomic across workers and hosts; a refused key costs one round trip of its own.
+round trip and atomic across workers and hosts; a refused key costs one round trip of its own. The
+script goes over a connection this thread keeps to itself (``_Redis.run``): the client's pool,
+retry and observability layers cost more Python per request than the round trip (bench/README.md).
 With any other cache (local memory: one process is the whole site) ``cache.add`` + ``cache.incr``
 count the same way.
 A Redis that does not answer refuses the request (``LimitsUnavailable``) rather than not counting.
@@ -16,6 +18,7 @@ A Redis that does not answer refuses the request (``LimitsUnavailable``) rather 
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -94,9 +97,8 @@ def admit(*, key_id: int, user_id: int, ip_address: str | None = None) -> None:
     redis = _redis()
     if redis is not None:
         try:
-            key_count, user_count = redis.admit(
-                keys=[redis.key(by_key), redis.key(by_user)],
-                args=[by_key.lifetime, by_user.lifetime],
+            key_count, user_count = redis.run(
+                redis.admit, [redis.key(by_key), redis.key(by_user), by_key.lifetime, by_user.lifetime]
             )
         except _redis_errors() as error:
             raise errors.LimitsUnavailable() from error
@@ -114,7 +116,7 @@ def note_failure(*, ip_address: str | None) -> Verdict:
     redis = _redis()
     if redis is not None:
         try:
-            count = redis.count(keys=[redis.key(window)], args=[window.lifetime])
+            count = redis.run(redis.count, [redis.key(window), window.lifetime])
         except _redis_errors() as error:
             raise errors.LimitsUnavailable() from error
     else:
@@ -135,16 +137,48 @@ def _count(window: _Window) -> int:
 # On Redis: the scripts, registered once per per-thread backend (see the module docstring).
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Redis:
     backend: Any
+    client: Any
     admit: Any
     count: Any
+    no_script: type[Exception]
+    dropped: tuple[type[Exception], ...]
+    connection: Any = None
+    pid: int = 0
 
     def key(self, window: _Window) -> str:
         # make_key, not make_and_validate_key: these keys are short ASCII, and the check that
         # they would suit memcached costs more than the rest of the key's handling.
         return self.backend.make_key(window.cache_key)
+
+    def run(self, script: Any, keys_then_args: list) -> Any:
+        """``EVALSHA`` over this thread's own connection (taken from the client's pool once, never
+        shared): one send, one read. A dropped connection is opened again and the script sent once
+        more; a server that lost its scripts (a restart) gets the script itself."""
+        count = 2 if script is self.admit else 1
+        for attempt in (1, 2):
+            connection = self._connection()
+            try:
+                try:
+                    connection.send_command("EVALSHA", script.sha, count, *keys_then_args)
+                    return connection.read_response()
+                except self.no_script:
+                    connection.send_command("EVAL", script.script, count, *keys_then_args)
+                    return connection.read_response()
+            except self.dropped:
+                connection.disconnect()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _connection(self) -> Any:
+        # A connection made before a fork belongs to the parent: a child takes its own.
+        if self.connection is None or self.pid != os.getpid():
+            self.connection = self.client.connection_pool.make_connection()
+            self.pid = os.getpid()
+        return self.connection
 
 
 def _redis() -> _Redis | None:
@@ -161,8 +195,10 @@ def _redis() -> _Redis | None:
         client = backend._cache.get_client(write=True)
         found = _Redis(
             backend=backend,
+            client=client,
             admit=client.register_script(_ADMIT_SCRIPT),
             count=client.register_script(_COUNT_SCRIPT),
+            **_script_errors(),
         )
         backend._vault_rate_limits = found
     return found
@@ -172,3 +208,10 @@ def _redis_errors() -> tuple[type[Exception], ...]:
     from redis.exceptions import RedisError
 
     return (RedisError, OSError)
+
+
+def _script_errors() -> dict[str, Any]:
+    """What ``_Redis.run`` tells apart: a server without the script, and a dropped connection."""
+    from redis.exceptions import ConnectionError, NoScriptError, TimeoutError
+
+    return {"no_script": NoScriptError, "dropped": (ConnectionError, TimeoutError, OSError)}

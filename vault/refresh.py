@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -45,7 +46,8 @@ from . import errors
 from .locking import lock_token_set_chain
 from .models import TokenSet
 from .outcomes import apply_outcome, mark_reconnect_required
-from .provider_calls import Outcome, RefreshContext, call_provider, refresh_deadline
+from .provider_calls import OUTAGE_RETRY_AFTER, Outcome, RefreshContext, call_provider, refresh_deadline
+from .refresh_selection import RATE_LIMITED, RefreshReport, due_in_pages, due_token_sets, was_rate_limited
 from .responses import parse_token_response
 from .revocation import revoke_after_commit
 from .stored import fault_error, fault_may_have_cleared, gone_error, needs_refresh, reauth_error
@@ -257,7 +259,7 @@ def force_refresh(*, token_set_id: int, actor: User | None = None) -> TokenSet:
     """Refresh now, whatever the expiry, status or outage pause say (staff "Force refresh")."""
     token_set = TokenSet.objects.select_related("identity__user").filter(pk=token_set_id).first()
     if token_set is None or token_set.identity is None:
-        raise errors.ConnectionRequired("This token set's account is no longer linked.")
+        raise errors.ConnectionRequired("This account is no longer linked.")
     identity = token_set.identity
     refreshed, _ = refresh(
         RefreshContext(
@@ -272,18 +274,8 @@ def force_refresh(*, token_set_id: int, actor: User | None = None) -> TokenSet:
     return refreshed
 
 
-@dataclass
-class RefreshReport:
-    """Counts for ``vault_refresh`` (never tokens)."""
-
-    due: int = 0
-    refreshed: int = 0
-    already_fresh: int = 0
-    failed: dict[str, int] = field(default_factory=dict)
-    #: Skipped, never sent to a provider: ``provider_unavailable`` / ``issuer_changed`` -> count.
-    skipped: dict[str, int] = field(default_factory=dict)
-    #: Not tried because the provider failed recently (``retry_not_before``): last error code -> count.
-    backed_off: dict[str, int] = field(default_factory=dict)
+#: A work item of a provider paused by a 429 this run: not sent, counted as backed off.
+_PAUSED = object()
 
 
 def refresh_expiring(
@@ -296,57 +288,83 @@ def refresh_expiring(
     """Refresh every linked, active token set whose access token expires within ``within`` seconds.
 
     Up to ``workers`` token sets at a time (each refresh mostly waits on its provider; the
-    single-flight lock keeps two runs from refreshing one set). ``progress(done, total)`` after
+    single-flight lock keeps two runs from refreshing one set). A provider that answers 429 is
+    left alone for what its ``Retry-After`` asked: its other sets wait for a later run (counted as
+    ``backed_off["rate_limited"]``, the provider in ``paused``). ``progress(done, total)`` after
     each one, so a terminal can show a rate and an ETA."""
     report = RefreshReport()
     now = timezone.now()
     horizon = now + timedelta(seconds=within)
-    due = (
-        TokenSet.objects.due_for_refresh(horizon)
-        .select_related("identity__user", "identity__details")
-        .order_by("expires_at", "pk")
-    )
     issuers = configured_issuers()
-    contexts: list[RefreshContext] = []
-    for token_set in due.iterator(chunk_size=200):
-        identity = token_set.identity
-        # Issue 20.1: a removed provider's tokens, or an identity bound to an issuer its provider
-        # no longer has, are never sent anywhere; counted in one summary line.
-        skipped = unusable_reason(identity, issuers=issuers)
-        if skipped is not None:
-            report.skipped[skipped] = report.skipped.get(skipped, 0) + 1
-            continue
-        report.due += 1
-        if token_set.retry_not_before and token_set.retry_not_before > now:
-            # Said in the summary by reason, so a run that skipped everything does not look clean.
-            reason = token_set.last_error_code or "unknown"
+    paused_until: dict[str, datetime] = {}
+    lock = threading.Lock()
+    total = 0 if dry_run else due_token_sets(horizon).count()
+
+    def back_off(reason: str) -> None:
+        with lock:
             report.backed_off[reason] = report.backed_off.get(reason, 0) + 1
-            continue
-        contexts.append(
-            RefreshContext(
-                token_set_id=token_set.pk, identity_id=identity.pk, owner=identity.user, min_ttl=within
+
+    def is_paused(provider: str) -> bool:
+        until = paused_until.get(provider)
+        return until is not None and until > timezone.now()
+
+    def contexts():
+        for token_set in due_in_pages(horizon):
+            identity = token_set.identity
+            # Issue 20.1: a removed provider's tokens, or an identity bound to an issuer its provider
+            # no longer has, are never sent anywhere; counted in one summary line.
+            skipped = unusable_reason(identity, issuers=issuers)
+            if skipped is not None:
+                report.skipped[skipped] = report.skipped.get(skipped, 0) + 1
+                continue
+            report.due += 1
+            if token_set.retry_not_before and token_set.retry_not_before > now:
+                # Said in the summary by reason, so a run that skipped everything does not look clean.
+                back_off(token_set.last_error_code or "unknown")
+                continue
+            if is_paused(token_set.provider):
+                back_off(RATE_LIMITED)
+                continue
+            yield (
+                token_set.provider,
+                RefreshContext(
+                    token_set_id=token_set.pk, identity_id=identity.pk, owner=identity.user, min_ttl=within
+                ),
             )
-        )
+
     if dry_run:
+        for _ in contexts():
+            pass
         return report
 
-    def count(result: bool | Exception) -> None:
-        if isinstance(result, errors.TokenVaultError):
+    def work(item: tuple[str, RefreshContext]) -> object:
+        provider, ctx = item
+        if is_paused(provider):
+            return _PAUSED
+        try:
+            return refresh(ctx)[1]
+        except errors.ProviderUnavailable as error:
+            if was_rate_limited(ctx.token_set_id):
+                seconds = int(error.retry_after or 0) or OUTAGE_RETRY_AFTER
+                with lock:
+                    paused_until[provider] = timezone.now() + timedelta(seconds=seconds)
+                    report.paused[provider] = max(report.paused.get(provider, 0), seconds)
+            raise
+
+    def count(result: object) -> None:
+        if result is _PAUSED:
+            back_off(RATE_LIMITED)  # the selection counts into the same dict from another thread
+        elif isinstance(result, errors.TokenVaultError):
             report.failed[result.code] = report.failed.get(result.code, 0) + 1
         elif result:
             report.refreshed += 1
         else:
             report.already_fresh += 1
         if progress:
-            progress(report.refreshed + report.already_fresh + sum(report.failed.values()), len(contexts))
+            done = report.refreshed + report.already_fresh + sum(report.failed.values())
+            progress(done, max(total, done))
 
-    run_bounded(
-        contexts,
-        lambda ctx: refresh(ctx)[1],
-        workers=workers,
-        expected=(errors.TokenVaultError,),
-        on_done=count,
-    )
+    run_bounded(contexts(), work, workers=workers, expected=(errors.TokenVaultError,), on_done=count)
     return report
 
 

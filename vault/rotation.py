@@ -116,4 +116,6 @@ def check_retirable(name: str, keyring: KeyRing) -> None:
         )
     in_use = TokenSet.objects.filter(key_name=name).count()
     if in_use:
-        raise KeyStillNeeded(f"Key {name} still encrypts {in_use} token set(s): run vault_rotate_keys first.")
+        raise KeyStillNeeded(
+            f"Key {name} still encrypts the tokens of {in_use} account(s): run vault_rotate_keys first."
+        )

@@ -13,7 +13,7 @@ from django.db.models import JSONField, OuterRef, Subquery
 from django.utils import timezone
 from social_django.models import UserSocialAuth
 
-from accounts.providers import is_configured, provider_title
+from accounts.providers import holds_tokens, is_configured, provider_title
 from activity.models import Activity
 
 from .activity_kinds import VaultKind
@@ -85,6 +85,8 @@ def connections_extras(user) -> dict[int, dict[str, Any]]:
         UserSocialAuth.objects.filter(user=user).select_related("token_set").annotate(narrowing=latest)
     )
     for identity in identities:
+        if not holds_tokens(identity.provider) and is_configured(identity.provider):
+            continue  # a way in only (SAML): no tokens to show or reconnect
         try:
             token_set = identity.token_set
         except ObjectDoesNotExist:
@@ -113,7 +115,7 @@ def merge_review_extras(source) -> dict[str, str]:
     if not token_sets:
         return {"stored tokens": "none"}
     reconnect = sum(status == TokenSet.Status.RECONNECT_REQUIRED for status in token_sets)
-    summary = f"{len(token_sets)} token set(s)"
+    summary = f"tokens of {len(token_sets)} account(s)"
     if reconnect:
         summary += f" ({reconnect} need reconnecting)"
     return {"stored tokens": f"{summary}; moved accounts keep theirs, dropped accounts' are revoked"}

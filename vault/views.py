@@ -127,6 +127,7 @@ def connect_page(request: HttpRequest, request_id: str) -> HttpResponse:
         "vault/connect.html",
         {
             "cr": found,
+            "asker": connect.asker_title(found),
             "title": provider_title(found.provider),
             "sudo_active": sudo.is_recent(request),
         },
@@ -154,7 +155,11 @@ def connect_done(request: HttpRequest, request_id: str) -> HttpResponse:
             "for. You can try again or decline.",
         )
         return HttpResponseRedirect(reverse("vault:connect_request", kwargs={"request_id": found.id}))
-    return render(request, "vault/connect_done.html", {"cr": found, "title": provider_title(found.provider)})
+    return render(
+        request,
+        "vault/connect_done.html",
+        {"cr": found, "title": provider_title(found.provider), "asker": connect.asker_title(found)},
+    )
 
 
 def _confirm_done_page(request: HttpRequest, request_id: str) -> HttpResponse:
@@ -167,6 +172,7 @@ def _confirm_done_page(request: HttpRequest, request_id: str) -> HttpResponse:
         "vault/connect_confirm.html",
         {
             "cr": found,
+            "asker": connect.asker_title(found),
             "title": provider_title(found.provider),
             "covered": connect.is_covered(found),
         },

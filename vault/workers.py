@@ -1,7 +1,9 @@
 """A bounded pool for cron work that mostly waits on providers (``vault_refresh --workers``).
 
-Each worker thread has its own database connection (Django's are per thread) and closes it when
-it runs out of work, so a run never leaves connections behind.
+At most ``workers`` items are worked on at a time, and at most a few more are read ahead: the items
+may be a generator over a table of any size (``vault.refresh`` reads its selection page by page),
+so memory stays flat in the number of items. Each worker thread has its own database connection
+(Django's are per thread) and closes it when it runs out of work, so a run leaves none behind.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from django.db import connection
 T = TypeVar("T")
 R = TypeVar("R")
 
+#: Items read ahead per worker: enough to keep every worker busy, few enough to stay small.
+READ_AHEAD = 4
+_DONE = object()
+
 
 def run_bounded(
     items: Iterable[T],
@@ -27,9 +33,8 @@ def run_bounded(
 ) -> None:
     """``work(item)`` for every item, at most ``workers`` at a time; ``on_done`` with each result or
     ``expected`` error, one call at a time. Any other error stops the run and is raised here."""
-    items = list(items)
     # Inside a transaction, other connections could not see its uncommitted rows: one at a time.
-    if min(workers, len(items)) <= 1 or connection.in_atomic_block:
+    if workers <= 1 or connection.in_atomic_block:
         for item in items:
             try:
                 result: R | Exception = work(item)
@@ -37,18 +42,15 @@ def run_bounded(
                 result = error
             on_done(result)
         return
-    pending: queue.SimpleQueue[T] = queue.SimpleQueue()
-    for item in items:
-        pending.put(item)
+    pending: queue.Queue = queue.Queue(maxsize=workers * READ_AHEAD)
     lock = threading.Lock()
     crashed: list[BaseException] = []
 
     def worker() -> None:
         try:
             while not crashed:
-                try:
-                    item = pending.get_nowait()
-                except queue.Empty:
+                item = pending.get()
+                if item is _DONE:
                     return
                 try:
                     result: R | Exception = work(item)
@@ -64,7 +66,30 @@ def run_bounded(
     threads = [threading.Thread(target=worker, name=f"vault-worker-{n}") for n in range(workers)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    try:
+        for item in items:
+            while not crashed:
+                try:
+                    pending.put(item, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+            if crashed:
+                break
+    finally:
+        for _ in threads:
+            _put_when_room(pending, threads)
+        for thread in threads:
+            thread.join()
     if crashed:
         raise crashed[0]
+
+
+def _put_when_room(pending: queue.Queue, threads: list[threading.Thread]) -> None:
+    """One end-of-work marker, unless every worker has stopped already (then nobody reads it)."""
+    while any(thread.is_alive() for thread in threads):
+        try:
+            pending.put(_DONE, timeout=0.2)
+            return
+        except queue.Full:
+            continue

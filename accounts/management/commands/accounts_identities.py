@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from accounts.exceptions import LinkingError
 from accounts.identities import identities_for
 from accounts.lookup import resolve_user
+from accounts.providers import provider_title
 
 
 class Command(BaseCommand):
@@ -50,6 +51,7 @@ class Command(BaseCommand):
         )
         for row in rows:
             self.stdout.write(
-                f"  {row['id']:>6}  {row['provider']:<14} {row['uid']:<24} {row['account']:<20} "
+                f"  {row['id']:>6}  {provider_title(row['provider']):<14} {row['uid']:<24} "
+                f"{row['account']:<20} "
                 f"{row['email'] or '-'} {'(verified)' if row['email_verified'] else '(unverified)'}"
             )

@@ -11,8 +11,8 @@ from accounts.lookup import resolve_user, staff_actor
 
 class Command(BaseCommand):
     help = (
-        "Merge profile FROM into profile INTO: all of FROM's identities and token sets move, its agent "
-        "keys are revoked and it becomes an inactive tombstone. Shows the plan and asks first."
+        "Merge profile FROM into profile INTO: all of FROM's identities move with their stored tokens, its "
+        "agent keys are revoked and it is kept, inactive, pointing at INTO. Shows the plan and asks first."
     )
 
     def add_arguments(self, parser) -> None:

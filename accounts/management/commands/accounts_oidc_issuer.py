@@ -8,6 +8,7 @@ same ``sub`` means the same person at the new issuer.
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.issuers import RebindRefused, rebind_issuer
+from accounts.providers import provider_title
 
 
 class Command(BaseCommand):
@@ -43,11 +44,15 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from None
         verb = "Would bind" if dry_run else "Bound"
         if not report.count:
-            self.stdout.write(f"Nothing to do: every {provider} identity is bound to {report.to_issuer}.")
+            self.stdout.write(
+                f"Nothing to do: every {provider_title(provider)} identity is bound to {report.to_issuer}."
+            )
             return
         sources = ", ".join(
             f"{count} from {issuer or 'an unknown issuer'}" for issuer, count in sorted(report.moved.items())
         )
-        self.stdout.write(f"{verb} {report.count} {provider} identities to {report.to_issuer} ({sources}).")
+        self.stdout.write(
+            f"{verb} {report.count} {provider_title(provider)} identities to {report.to_issuer} ({sources})."
+        )
         if dry_run:
             self.stdout.write("Dry run: nothing was changed.")

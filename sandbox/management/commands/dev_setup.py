@@ -7,9 +7,13 @@ DEBUG off, so a production host never gets a key generated silently.
 
 import base64
 import secrets
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -44,6 +48,24 @@ class Command(BaseCommand):
             key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
             lines.append(f"VAULT_KEYS={key_name}:{key}")
             added.append(f"a vault key named {key_name}")
+        if "SAML_SP_KEY" not in names:
+            # Company (SAML) sign-in signs its requests and metadata with this pair (enterprise.sp).
+            sp_key, sp_cert = _saml_sp_key_pair()
+            lines.append(f"SAML_SP_KEY={sp_key}")
+            lines.append(f"SAML_SP_CERT={sp_cert}")
+            added.append("a SAML SP key pair")
+        if "OIDC_RSA_PRIVATE_KEY" not in names and "OIDC_RSA_PRIVATE_KEY_FILE" not in names:
+            # The authorization server's ID-token signing key, on one line (settings read \n back).
+            pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+            lines.append("OIDC_RSA_PRIVATE_KEY=" + pem.decode().strip().replace("\n", "\\n"))
+            added.append("an ID-token signing key")
+        if "MCP_CLIENT_ID" not in names:
+            # The example MCP server's credentials (examples/mcp_server.py); migrate registers it.
+            lines.append(f"MCP_CLIENT_ID=dev-mcp-{secrets.token_hex(8)}")
+            lines.append(f"MCP_CLIENT_SECRET={secrets.token_urlsafe(32)}")
+            added.append("the example MCP server's credentials")
         if port is not None:
             lines, changed = _with_port(lines, port)
             added.extend(changed)
@@ -72,3 +94,25 @@ def _with_port(lines: list[str], port: int) -> tuple[list[str], list[str]]:
         return lines, []
     kept = [line for line in lines if line.split("=", 1)[0].strip() not in wanted or line.startswith("#")]
     return kept + [f"{name}={value}" for name, value in wanted.items()], changed
+
+
+def _saml_sp_key_pair() -> tuple[str, str]:
+    """A development SP key and self-signed certificate, as one-line PEMs (literal ``\\n``)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "linking_site development SP")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=3650))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    return key_pem.strip().replace("\n", "\\n"), cert_pem.strip().replace("\n", "\\n")

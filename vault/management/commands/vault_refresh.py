@@ -1,4 +1,4 @@
-"""For cron: refresh tokens that expire soon and retry pending revocations (counts only)."""
+"""For cron: refresh tokens that expire soon, retry pending revocations, mail due warnings (counts only)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.providers import provider_title
 from vault.command_output import Progress, counts
 from vault.refresh import refresh_expiring
 from vault.revocation import retry_pending
+from vault.warnings import send_due_warnings
 
 from ._common import bounded_int, keyring_or_fail
 
@@ -17,8 +19,11 @@ class Command(BaseCommand):
     # The keys are checked below with one clear line; the full system check would print a report.
     requires_system_checks: list[str] = []
     help = (
-        "Refresh every linked token set whose access token expires within --within seconds, then retry "
-        "revocations at the provider that failed before. Prints counts, never tokens."
+        "Refresh the stored tokens of every linked account whose access token expires within --within "
+        "seconds, then retry revocations at the provider that failed before, then mail the warnings "
+        "due today (agent keys expiring, connections needing Reconnect, renewals failing for a day; "
+        "once a day each). "
+        "Prints counts, never tokens."
     )
 
     def add_arguments(self, parser) -> None:
@@ -34,10 +39,16 @@ class Command(BaseCommand):
             "--workers",
             type=int,
             default=4,
-            help="Token sets refreshed at the same time (default 4; each holds its own database connection).",
+            help="Accounts refreshed at the same time (default 4; each holds its own database connection).",
         )
         parser.add_argument(
             "--json", dest="as_json", action="store_true", help="Print the counts as one JSON object."
+        )
+        parser.add_argument(
+            "--no-warnings",
+            dest="warnings",
+            action="store_false",
+            help="Do not mail people about expiring agent keys and connections that need attention.",
         )
 
     def handle(
@@ -47,6 +58,7 @@ class Command(BaseCommand):
         dry_run: bool = False,
         as_json: bool = False,
         workers: int = 4,
+        warnings: bool = True,
         **options,
     ) -> None:
         bounded_int(within, name="--within", low=0, high=7 * 24 * 3600)
@@ -59,18 +71,24 @@ class Command(BaseCommand):
         finally:
             progress.close()
         revocations = retry_pending(dry_run=dry_run)
+        # After the refresh, so a connection it just found broken is mailed about in the same run.
+        mailed = send_due_warnings(dry_run=dry_run) if warnings else None
         failures = sum(refresh.failed.values()) + revocations.failed + revocations.gave_up
+        failures += mailed.failed if mailed else 0
         if as_json:
-            self.stdout.write(_as_json(refresh, revocations, dry_run=dry_run))
+            self.stdout.write(_as_json(refresh, revocations, mailed, dry_run=dry_run))
         elif dry_run:
             self.stdout.write(
-                f"Dry run: {refresh.due} token set(s) would be refreshed, "
-                f"{revocations.due} revocation(s) retried."
+                f"Dry run: the tokens of {refresh.due} account(s) would be refreshed, "
+                f"{revocations.due} revocation(s) retried"
+                + (f", {mailed.sent} warning mail(s) sent." if mailed else ".")
             )
         else:
-            self.stdout.write(_summary(refresh, revocations))
+            self.stdout.write(_summary(refresh, revocations) + (_warnings_part(mailed) if mailed else ""))
         if failures and not dry_run:
-            raise CommandError(f"{failures} refresh(es) or revocation(s) failed: see the counts above.")
+            raise CommandError(
+                f"{failures} refresh(es), revocation(s) or warning mail(s) failed: see the counts above."
+            )
 
 
 def _summary(refresh, revocations) -> str:
@@ -82,6 +100,11 @@ def _summary(refresh, revocations) -> str:
     if refresh.backed_off:
         parts.append(
             f"Not tried, provider failed recently (back-off, retried later): {counts(refresh.backed_off)}"
+        )
+    if refresh.paused:
+        parts.append(
+            "Rate-limited (429; the rest waits for a later run): "
+            + ", ".join(f"{provider_title(p)} asked to wait {s} s" for p, s in sorted(refresh.paused.items()))
         )
     if refresh.skipped:
         parts.append(
@@ -95,7 +118,15 @@ def _summary(refresh, revocations) -> str:
     return "; ".join(parts)
 
 
-def _as_json(refresh, revocations, *, dry_run: bool) -> str:
+def _warnings_part(mailed) -> str:
+    return (
+        f"; Warnings mailed: {mailed.key_expiring} agent key expiring, {mailed.reconnect_needed} "
+        f"reconnect needed, {mailed.refresh_failing} renewal failing for a day ({mailed.already_sent} "
+        f"already mailed today, {mailed.no_address} without a verified address, {mailed.failed} failed)"
+    )
+
+
+def _as_json(refresh, revocations, mailed, *, dry_run: bool) -> str:
     """Counts only: the reports hold no token, and nothing else is added here."""
     return json.dumps(
         {
@@ -106,6 +137,7 @@ def _as_json(refresh, revocations, *, dry_run: bool) -> str:
                 "already_fresh": refresh.already_fresh,
                 "failed": refresh.failed,
                 "backed_off": refresh.backed_off,
+                "paused": refresh.paused,
                 "skipped": refresh.skipped,
             },
             "revocations": {
@@ -116,6 +148,8 @@ def _as_json(refresh, revocations, *, dry_run: bool) -> str:
                 "key_fault": revocations.key_fault,
                 "busy": revocations.busy,
             },
+            # null with --no-warnings: nothing was looked at.
+            "warnings": mailed.as_dict() if mailed else None,
         },
         sort_keys=True,
     )

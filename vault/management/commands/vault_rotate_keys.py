@@ -16,14 +16,14 @@ class Command(BaseCommand):
     # The keys are checked below with one clear line; the full system check would print a report.
     requires_system_checks: list[str] = []
     help = (
-        "Re-encrypt every token set that is not under the first key in VAULT_KEYS, in batches (one "
+        "Re-encrypt every account's stored tokens not under the first key in VAULT_KEYS, in batches (one "
         "transaction each; safe to interrupt and run again). With --retire NAME, only check that no stored "
         "value uses NAME any more, and fail if one does."
     )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
-            "--batch-size", type=int, default=100, help="Token sets per transaction (default 100)."
+            "--batch-size", type=int, default=100, help="Accounts' tokens per transaction (default 100)."
         )
         parser.add_argument("--dry-run", action="store_true", help="Only count what would be re-encrypted.")
         parser.add_argument(
@@ -68,19 +68,19 @@ class Command(BaseCommand):
         elif dry_run:
             batches = -(-report.pending // batch_size)
             self.stdout.write(
-                f"Dry run: {report.pending} token set(s) would be re-encrypted under "
+                f"Dry run: the tokens of {report.pending} account(s) would be re-encrypted under "
                 f"{report.primary} in {batches} batch(es)."
             )
         elif not report.pending:
-            self.stdout.write(f"Nothing to do: every token set is under {report.primary}.")
+            self.stdout.write(f"Nothing to do: every stored token is under {report.primary}.")
         else:
             self.stdout.write(
-                f"Re-encrypted {report.reencrypted} token set(s) under {report.primary} in "
+                f"Re-encrypted the tokens of {report.reencrypted} account(s) under {report.primary} in "
                 f"{report.batches} batch(es); {report.failed} failed."
             )
         if report.failed:
             raise CommandError(
-                f"{report.failed} token set(s) could not be decrypted and were left as they are "
+                f"Tokens of {report.failed} account(s) could not be decrypted and were left as they are "
                 "(vault_status --verify counts them)."
             )
 

@@ -13,8 +13,8 @@ class Command(BaseCommand):
     # The keys are checked below with one clear line; the full system check would print a report.
     requires_system_checks: list[str] = []
     help = (
-        "Show how many token sets there are by status and by vault key (never a token). With --verify, "
-        "decrypt every stored value and count the ones that fail; exits non-zero if any does."
+        "Show how many accounts have stored tokens, by status and by vault key (never a token). "
+        "With --verify, decrypt every stored value and count the ones that fail; exits non-zero if any does."
     )
 
     def add_arguments(self, parser) -> None:
@@ -29,10 +29,11 @@ class Command(BaseCommand):
         report = status_report(keyring)
         linked = report.total - report.awaiting_revocation
         self.stdout.write(
-            f"Token sets: {report.total} ({linked} linked, {report.awaiting_revocation} awaiting revocation)"
+            f"Stored tokens: {report.total} account(s) ({linked} linked, "
+            f"{report.awaiting_revocation} removed, awaiting revocation)"
         )
         for status, count in report.by_status.items():
-            self.stdout.write(f"  status {status}: {count}")
+            self.stdout.write(f"  {status.replace('_', ' ')}: {count}")
         if report.revocation_waiting_for_key:
             self.stdout.write(
                 f"  awaiting revocation, waiting for the right vault key (tokens do not decrypt): "
@@ -46,8 +47,10 @@ class Command(BaseCommand):
         if verify:
             report = verify_all(keyring)
             failed = sum(report.failures.values())
-            self.stdout.write(f"Verified {report.checked} token set(s): {report.ok} ok, {failed} failed")
+            self.stdout.write(
+                f"Verified the stored tokens of {report.checked} account(s): {report.ok} ok, {failed} failed"
+            )
             for reason, count in sorted(report.failures.items()):
                 self.stdout.write(f"  failed ({reason}): {count}")
             if failed:
-                raise CommandError(f"{failed} token set(s) failed to decrypt; see the counts above.")
+                raise CommandError(f"Tokens of {failed} account(s) failed to decrypt; see the counts above.")

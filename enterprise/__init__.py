@@ -1,0 +1,1 @@
+"""Enterprise (SAML) connections: companies' identity providers, configured by staff, as a way in."""
