@@ -89,17 +89,40 @@ def request_connection(
     if not isinstance(connection, str) or not holds_tokens(connection):
         raise errors.InvalidRequest(f"Unknown connection {str(connection)[:40]!r}.")
     check_allowed(agent_key, connection=connection, scopes=wanted)
+    return _open_or_reuse(
+        asker={"agent_key": agent_key},
+        user=agent_key.user,
+        connection=connection,
+        wanted=wanted,
+        reason=reason,
+        said_by=f"Agent {agent_key.name!r}",
+        data={},
+    )
+
+
+def _open_or_reuse(
+    *,
+    asker: dict[str, object],
+    user: User,
+    connection: str,
+    wanted: list[str],
+    reason: str,
+    said_by: str,
+    data: dict[str, object],
+) -> tuple[ConnectRequest, bool]:
+    """The one way a connect request is made: an open one of the same asker (an agent key or an
+    application's ``client_id``), user, provider and scopes is reused; else a new one is recorded."""
     now = timezone.now()
     with transaction.atomic():
         open_requests = ConnectRequest.objects.select_for_update().filter(
-            agent_key=agent_key, provider=connection, status=ConnectRequest.Status.PENDING, expires_at__gt=now
+            **asker, user=user, provider=connection, status=ConnectRequest.Status.PENDING, expires_at__gt=now
         )
         for existing in open_requests:
             if sorted(existing.scopes) == wanted:
                 return existing, False
         created = ConnectRequest.objects.create(
-            user_id=agent_key.user_id,
-            agent_key=agent_key,
+            **asker,
+            user=user,
             provider=connection,
             scopes=wanted,
             reason=reason[:32],
@@ -107,11 +130,11 @@ def request_connection(
         )
         recording.record(
             kind=VaultKind.CONNECT_REQUEST,
-            user=agent_key.user,
+            user=user,
             provider=connection,
-            message=f"Agent {agent_key.name!r} asked you to connect {provider_title(connection)}"
+            message=f"{said_by} asked you to connect {provider_title(connection)}"
             + (f" with {', '.join(wanted)}" if wanted else ""),
-            data={"connect_request": created.id, "reason": reason},
+            data={"connect_request": created.id, "reason": reason, **data},
         )
     return created, True
 
@@ -137,36 +160,16 @@ def request_for_application(
 ) -> ConnectRequest:
     """A pending request of an OAuth application (by ``client_id``) for ``user``: reused if one is
     open for the same provider and scopes, else new (``agent_key`` empty)."""
-    wanted = sorted(scope_rules.normalise_requested(scopes))
-    now = timezone.now()
-    with transaction.atomic():
-        open_requests = ConnectRequest.objects.select_for_update().filter(
-            client_id=client_id,
-            user=user,
-            provider=connection,
-            status=ConnectRequest.Status.PENDING,
-            expires_at__gt=now,
-        )
-        for existing in open_requests:
-            if sorted(existing.scopes) == wanted:
-                return existing
-        created = ConnectRequest.objects.create(
-            user=user,
-            client_id=client_id,
-            provider=connection,
-            scopes=wanted,
-            reason=reason[:32],
-            expires_at=now + LIFETIME,
-        )
-        recording.record(
-            kind=VaultKind.CONNECT_REQUEST,
-            user=user,
-            provider=connection,
-            message=f"Application {app_name!r} asked you to connect {provider_title(connection)}"
-            + (f" with {', '.join(wanted)}" if wanted else ""),
-            data={"connect_request": created.id, "reason": reason, "client_id": client_id},
-        )
-    return created
+    found, _ = _open_or_reuse(
+        asker={"client_id": client_id},
+        user=user,
+        connection=connection,
+        wanted=sorted(scope_rules.normalise_requested(scopes)),
+        reason=reason,
+        said_by=f"Application {app_name!r}",
+        data={"client_id": client_id},
+    )
+    return found
 
 
 def for_agent_error(

@@ -244,21 +244,35 @@ def _reconnect_needed(now: datetime, issuers) -> Iterator[_Due]:
             continue  # a provider removed from the settings: reconnecting is not possible
         title = provider_title(token_set.provider)
         reason, since = _reconnect_reason(token_set, title)
-        yield _Due(
+        yield _connection_warning(
+            token_set,
             kind=Kind.RECONNECT_NEEDED,
-            subject_key=f"token_set:{token_set.pk}",
-            user=identity.user,
             subject=f"Reconnect your {title} account",
-            template="email/warning_reconnect_needed.txt",
-            context={
-                "provider": title,
-                "account_name": _account_name(token_set),
-                "reason": reason,
-                "since": when_text(since),
-                "link": _link("accounts:connections"),
-            },
+            reason=reason,
+            since=since,
             still_due=lambda pk=token_set.pk: _needs_reconnect(now).filter(pk=pk).exists(),
         )
+
+
+def _connection_warning(
+    token_set: TokenSet, *, kind: str, subject: str, reason: str, since, still_due
+) -> _Due:
+    """A warning about one connection's tokens: the mail names the account and links to connections."""
+    return _Due(
+        kind=kind,
+        subject_key=f"token_set:{token_set.pk}",
+        user=token_set.identity.user,
+        subject=subject,
+        template=f"email/warning_{kind}.txt",
+        context={
+            "provider": provider_title(token_set.provider),
+            "account_name": _account_name(token_set),
+            "reason": reason,
+            "since": when_text(since),
+            "link": _link("accounts:connections"),
+        },
+        still_due=still_due,
+    )
 
 
 def _renewal_failing() -> QuerySet[TokenSet]:
@@ -298,18 +312,11 @@ def _refresh_failing(now: datetime, issuers) -> Iterator[_Due]:
             reason = f"{title} refused this site's own settings; the site's staff have been told."
         else:
             reason = f"{title} did not answer, or answered with an error, each time it was asked."
-        yield _Due(
+        yield _connection_warning(
+            token_set,
             kind=Kind.REFRESH_FAILING,
-            subject_key=f"token_set:{token_set.pk}",
-            user=identity.user,
             subject=f"Your {title} access has not been renewed for a day",
-            template="email/warning_refresh_failing.txt",
-            context={
-                "provider": title,
-                "account_name": _account_name(token_set),
-                "reason": reason,
-                "since": when_text(first.created_at),
-                "link": _link("accounts:connections"),
-            },
+            reason=reason,
+            since=first.created_at,
             still_due=lambda pk=token_set.pk: _renewal_failing().filter(pk=pk).exists(),
         )
