@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import requests
+import urllib3
 from lxml.etree import XMLSyntaxError
 from onelogin.saml2.constants import OneLogin_Saml2_Constants
 from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
@@ -94,8 +96,9 @@ def _resolve(host: str) -> list[str]:
         raise MetadataError(f"The metadata host {host} does not resolve.") from None
 
 
-def check_metadata_url(url: str, *, resolver: Resolver | None = None) -> None:
-    """Refuse anything but an https URL whose host resolves to public addresses only."""
+def check_metadata_url(url: str, *, resolver: Resolver | None = None) -> list[str]:
+    """Refuse anything but an https URL whose host resolves to public addresses only; return them
+    (the fetch connects to these very addresses, so a second lookup cannot rebind it elsewhere)."""
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
         raise MetadataError("The metadata URL must be an https:// URL.")
@@ -110,28 +113,59 @@ def check_metadata_url(url: str, *, resolver: Resolver | None = None) -> None:
             raise MetadataError(
                 f"The metadata host {parts.hostname} resolves to a private or reserved address; refused."
             )
+    return addresses
 
 
-def _fetch(url: str) -> bytes:
-    """GET ``url`` without following redirects, at most MAX_METADATA_BYTES, within the timeout."""
-    try:
-        with requests.get(url, timeout=FETCH_TIMEOUT_SECONDS, allow_redirects=False, stream=True) as answer:
-            if answer.status_code != 200:
-                raise MetadataError(f"The metadata URL answered HTTP {answer.status_code}.")
-            body = b""
-            for chunk in answer.iter_content(64 * 1024):
-                body += chunk
-                if len(body) > MAX_METADATA_BYTES:
-                    raise MetadataError(f"The metadata is larger than {MAX_METADATA_BYTES // 1024} KB.")
-            return body
-    except requests.RequestException as error:
-        raise MetadataError(f"The metadata URL could not be fetched ({type(error).__name__}).") from None
+def _fetch_pinned(url: str, *, addresses: list[str], ssl_context: ssl.SSLContext | None = None) -> bytes:
+    """GET ``url`` from one of the checked ``addresses`` (TLS name, certificate and Host header stay
+    the URL's host), no redirects, at most MAX_METADATA_BYTES, all within one overall deadline."""
+    parts = urlsplit(url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    deadline = time.monotonic() + FETCH_TIMEOUT_SECONDS
+    failure = "no address answered"
+    for address in addresses:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        pool = urllib3.HTTPSConnectionPool(
+            host=address.split("%")[0],
+            port=parts.port or 443,
+            timeout=urllib3.Timeout(connect=remaining, read=remaining, total=remaining),
+            retries=False,
+            maxsize=1,
+            ssl_context=ssl_context or ssl.create_default_context(),
+            server_hostname=parts.hostname,
+        )
+        try:
+            answer = pool.urlopen(
+                "GET", path, headers={"Host": parts.netloc}, redirect=False, preload_content=False
+            )
+            try:
+                return _read_answer(answer)
+            finally:
+                answer.release_conn()
+        except urllib3.exceptions.HTTPError as error:
+            failure = type(error).__name__
+        finally:
+            pool.close()
+    raise MetadataError(f"The metadata URL could not be fetched ({failure}).")
+
+
+def _read_answer(answer: urllib3.BaseHTTPResponse) -> bytes:
+    if answer.status != 200:
+        raise MetadataError(f"The metadata URL answered HTTP {answer.status}.")
+    body = b""
+    for chunk in answer.stream(64 * 1024):
+        body += chunk
+        if len(body) > MAX_METADATA_BYTES:
+            raise MetadataError(f"The metadata is larger than {MAX_METADATA_BYTES // 1024} KB.")
+    return body
 
 
 def fetch_metadata(url: str, *, fetcher: Fetcher | None = None, resolver: Resolver | None = None) -> str:
     """The metadata document at ``url``, after the SSRF checks."""
-    check_metadata_url(url, resolver=resolver)
-    body = (fetcher or _fetch)(url)
+    addresses = check_metadata_url(url, resolver=resolver)
+    body = fetcher(url) if fetcher is not None else _fetch_pinned(url, addresses=addresses)
     if len(body) > MAX_METADATA_BYTES:
         raise MetadataError(f"The metadata is larger than {MAX_METADATA_BYTES // 1024} KB.")
     try:
