@@ -53,6 +53,8 @@ class SiteTokenView(TokenView):
         if request.POST.get("grant_type") == TOKEN_EXCHANGE:
             body, status = exchange_at_token_endpoint(request)
             response = JsonResponse(body, status=status)
+            if "retry_after" in body:
+                response["Retry-After"] = str(body["retry_after"])
             if status == 401:
                 response["WWW-Authenticate"] = 'Basic realm="token"'
             return _no_store(response)

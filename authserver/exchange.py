@@ -6,6 +6,12 @@ exchanging its caller's token). What for: only what the person consented to for 
 (``authserver.consent``); asking beyond it answers ``insufficient_scope`` with a connect request
 that, once the person approves it, extends the consent. Every hand-out is recorded in activity
 like an agent key's, with the application's ``client_id``.
+
+Rate limits are the agent keys' (``vault.ratelimit``): each exchange counts against the calling
+application (the ``key`` bucket, keyed by the application) and the person (``user``, shared with
+their agent keys); a refused client or subject token counts against the address (``auth_failure``),
+past which refusals are answered 429. As for keys, a good caller is never refused for its
+address's failures.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from oauth2_provider.models import AccessToken, Application, RefreshToken
 from accounts.models import User
 from accounts.providers import provider_title
 from activity import recording
-from vault import connect, errors
+from vault import connect, errors, ratelimit
 from vault.access import AccessToken as ProviderToken
 from vault.access import get_access_token
 from vault.activity_kinds import VaultKind
@@ -78,6 +84,28 @@ def find_subject(*, token: str, token_type: str) -> Subject:
     if not usable or row.user is None or row.application is None or not row.user.is_active:
         raise ExchangeRefused("invalid_grant", "The subject token is not valid: unknown, expired or revoked.")
     return Subject(user=row.user, application=row.application, audiences=tuple(row.resource or ()))
+
+
+def count_refusal(*, ip_address: str | None) -> None:
+    """A refused client or subject token, counted against its address: ``RateLimited`` past the
+    address's limit, so guessing costs a client what it costs an agent key."""
+    verdict = ratelimit.note_failure(ip_address=ip_address)
+    if not verdict.allowed:
+        raise errors.RateLimited(
+            "Too many refused exchanges from this address.", retry_after=verdict.retry_after
+        )
+
+
+def admit(*, caller: Application, user: User, ip_address: str | None) -> None:
+    """Count one exchange against the calling application's and the person's limits."""
+    try:
+        # "application:<pk>": the key bucket's limits in windows of its own (agent keys are ints).
+        ratelimit.admit(key_id=f"application:{caller.pk}", user_id=user.pk, ip_address=ip_address)
+    except errors.RateLimited as error:
+        raise errors.RateLimited(
+            "This application, or the person's agents and applications together, asked too often.",
+            retry_after=error.retry_after,
+        ) from error
 
 
 def normalised(audiences: tuple[str, ...] | list[str]) -> set[str]:
@@ -153,8 +181,13 @@ def exchange(
     ip_address: str | None = None,
 ) -> ProviderToken:
     """The provider token the subject token's person consented to, or the error that says why not."""
-    subject = find_subject(token=subject_token, token_type=subject_token_type)
-    check_caller(subject, caller)
+    try:
+        subject = find_subject(token=subject_token, token_type=subject_token_type)
+        check_caller(subject, caller)
+    except ExchangeRefused:
+        count_refusal(ip_address=ip_address)
+        raise
+    admit(caller=caller, user=subject.user, ip_address=ip_address)
     if resource and resource.rstrip("/") not in normalised(subject.audiences):
         # RFC 8693 2.2.2: a ``resource`` the subject token was not issued for.
         raise ExchangeRefused("invalid_target", "The subject token was not issued for that resource.")

@@ -3,7 +3,7 @@
 Both read the same form (RFC 8693: ``subject_token``, ``subject_token_type``, ``connection``,
 ``scope``, ``login_hint``, ``resource``) and answer the same way: the RFC 8693 response, or the
 vault's errors in RFC 6749 terms (``vault.token_exchange.error_body``) with ``authorize_url`` and
-``connect_request`` where the person can fix it.
+``connect_request`` where the person can fix it, and ``retry_after`` (429 ``rate_limited``, 503).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from activity.recording import client_ip
 from vault import api_input, errors, keyformat, token_exchange
 
 from . import clients
-from .exchange import ACCESS_TOKEN_TYPE, REFRESH_TOKEN_TYPE, ExchangeRefused, exchange
+from .exchange import ACCESS_TOKEN_TYPE, REFRESH_TOKEN_TYPE, ExchangeRefused, count_refusal, exchange
 
 TOKEN_EXCHANGE = token_exchange.TOKEN_EXCHANGE
 
@@ -29,6 +29,10 @@ def exchange_at_token_endpoint(request: HttpRequest) -> tuple[dict[str, Any], in
     try:
         caller = clients.authenticate(request, allow_public=True)
     except clients.ClientAuthFailed:
+        try:
+            count_refusal(ip_address=client_ip(request))
+        except errors.TokenVaultError as error:
+            return error_body(error)
         return {"error": "invalid_client", "error_description": "Client authentication failed."}, 401
     try:
         if data.get("requested_token_type") not in (None, "", ACCESS_TOKEN_TYPE):
@@ -46,8 +50,18 @@ def exchange_at_token_endpoint(request: HttpRequest) -> tuple[dict[str, Any], in
     except ExchangeRefused as refused:
         return refused.body, refused.status
     except errors.TokenVaultError as error:
-        return token_exchange.error_body(error)
+        return error_body(error)
     return token_exchange.answer(token), 200
+
+
+def error_body(error: errors.TokenVaultError) -> tuple[dict[str, Any], int]:
+    """The vault's RFC 6749 error shape, with ``retry_after`` in the body when the error has one:
+    (body, status) is all an exchanger returns, so the endpoint sets ``Retry-After`` from it."""
+    body, status = token_exchange.error_body(error)
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        body["retry_after"] = int(retry_after)
+    return body, status
 
 
 def exchange_site_token(request: HttpRequest) -> tuple[dict[str, Any], int] | None:

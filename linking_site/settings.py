@@ -453,6 +453,8 @@ LOGGING = {
         },
     },
     "loggers": {
+        # oauthlib's DEBUG lines print authorization codes (a dict's repr: no URL query to strip).
+        "oauthlib": {"level": "INFO"},
         "django.server": {
             "handlers": ["django.server"],
             "level": "INFO",

@@ -195,7 +195,8 @@ def _token_exchange(request: HttpRequest) -> HttpResponse:
         # named in settings because the vault never imports authserver.
         answered = import_string(exchanger)(request)
         if answered is not None:
-            return _respond(*answered)
+            body, status = answered
+            return _respond(body, status, retry_after=body.get("retry_after"))
     try:
         exchange = token_exchange.read_form(request, header_key=_bearer(request))
         if exchange.refusal is not None:

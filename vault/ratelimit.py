@@ -85,7 +85,7 @@ def _window(bucket: str, ident: object, now: int) -> _Window:
     )
 
 
-def admit(*, key_id: int, user_id: int, ip_address: str | None = None) -> None:
+def admit(*, key_id: int | str, user_id: int, ip_address: str | None = None) -> None:
     """Count one authenticated request; raise ``RateLimited`` past the key's or the user's limit.
 
     The address's refused keys are not looked at (``ip_address`` is kept for callers): a valid
