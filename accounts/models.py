@@ -99,6 +99,13 @@ class IdentityDetails(models.Model):
     class Meta:
         verbose_name = "identity details"
         verbose_name_plural = "identity details"
+        # Suggested linking looks profiles up by verified email on every connections page: an index
+        # of just the verified ones keeps that a lookup at any number of people (bench plans).
+        indexes = [
+            models.Index(
+                fields=["email"], condition=models.Q(email_verified=True), name="accounts_verified_email_idx"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{provider_title(self.identity.provider)}: {self.account_name or self.identity.uid}"

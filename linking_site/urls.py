@@ -31,9 +31,10 @@ def handler500(request: HttpRequest) -> HttpResponse:
 
 
 urlpatterns = [
+    # The vault's first: the agent API is the hottest path, and resolving walks the list in order.
+    path("", include("vault.urls")),
     path("", include("accounts.urls")),
     path("", include("accounts.social_urls", namespace="social")),
-    path("", include("vault.urls")),
     # The site as an OAuth 2.1 / OpenID Connect authorization server (authserver/).
     path("oauth/", include("authserver.oauth_urls")),
     path("", include("authserver.urls")),

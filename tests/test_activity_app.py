@@ -16,10 +16,10 @@ from django.db.models.signals import pre_save
 from django.test import Client
 
 from accounts.activity_kinds import AccountKind
-from authserver.activity_kinds import AuthserverKind
 from accounts.models import User
 from activity import kinds, recording
 from activity.models import Activity
+from authserver.activity_kinds import AuthserverKind
 from vault import agents, hotpath
 from vault.activity_kinds import VaultKind
 
