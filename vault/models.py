@@ -73,7 +73,9 @@ class TokenSet(models.Model):
         null=True, blank=True, help_text="When the provider issued the current access token."
     )
     refreshed_at = models.DateTimeField(null=True, blank=True)
-    status = models.CharField(max_length=32, choices=Status.choices, default=Status.ACTIVE, db_index=True)
+    # No index of its own: the (status, expires_at) index below serves every lookup by status, and a
+    # second one only gave the planner a worse choice for the refresh selection.
+    status = models.CharField(max_length=32, choices=Status.choices, default=Status.ACTIVE)
     last_error_code = models.CharField(max_length=64, blank=True)
     fault_keyring = models.CharField(
         max_length=16,
