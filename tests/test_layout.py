@@ -77,4 +77,12 @@ def test_migrations_are_committed_for_every_model_change():
 def test_project_package_holds_settings_urls_and_entry_points_only():
     """Code with a concern of its own lives in the app that owns it, not in ``linking_site/``."""
     modules = sorted(p.name for p in (ROOT / "linking_site").glob("*.py"))
-    assert modules == ["__init__.py", "asgi.py", "settings.py", "settings_test.py", "urls.py", "wsgi.py"]
+    assert modules == [
+        "__init__.py",
+        "asgi.py",
+        "settings.py",
+        "settings_authserver.py",
+        "settings_test.py",
+        "urls.py",
+        "wsgi.py",
+    ]
