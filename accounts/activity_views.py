@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
-from collections.abc import Iterator
 from urllib.parse import urlencode
 
 from django import forms
@@ -16,8 +13,9 @@ from django.views.decorators.http import require_GET
 
 from activity import kinds, listing
 
+from .activity_export import export_lines
 from .adapter import get_adapter
-from .providers import configured_providers, provider_title
+from .providers import configured_providers
 
 
 class ActivityFilterForm(forms.Form):
@@ -91,40 +89,6 @@ def activity_page(request: HttpRequest) -> HttpResponse:
     )
 
 
-class _Echo:
-    """A file-like object whose ``write`` returns the line, so ``csv.writer`` can feed a stream."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def _cell(value: object) -> object:
-    """A CSV cell a spreadsheet will not run as a formula (an agent's name is typed by a person)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
-def _export_lines(
-    request: HttpRequest, filters: listing.Filters, fmt: str, agent_names: dict[int, str]
-) -> Iterator[str]:
-    records = (
-        listing.export_record(entry, agent_names=agent_names, title=provider_title, label=kinds.label)
-        for entry in listing.rows_for_export(user_id=request.user.pk, filters=filters)
-    )
-    if fmt == "csv":
-        writer = csv.writer(_Echo())
-        yield writer.writerow(listing.EXPORT_FIELDS)
-        for record in records:
-            record["data"] = json.dumps(record["data"], sort_keys=True)
-            yield writer.writerow([_cell(record[name]) for name in listing.EXPORT_FIELDS])
-        return
-    yield "["
-    for number, record in enumerate(records):
-        yield ("\n" if number == 0 else ",\n") + json.dumps(record, sort_keys=True)
-    yield "\n]\n"
-
-
 @login_required
 @require_GET
 def activity_export(request: HttpRequest, fmt: str) -> HttpResponse:
@@ -135,7 +99,8 @@ def activity_export(request: HttpRequest, fmt: str) -> HttpResponse:
         return HttpResponse(form.problem().replace("showing everything", "nothing exported"), status=400)
     content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
     response = StreamingHttpResponse(
-        _export_lines(request, form.filters(), fmt, agent_names), content_type=content_type
+        export_lines(user_id=request.user.pk, filters=form.filters(), fmt=fmt, agent_names=agent_names),
+        content_type=content_type,
     )
     response["Content-Disposition"] = f'attachment; filename="activity.{fmt}"'
     response["Cache-Control"] = "private, no-store"
