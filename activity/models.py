@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from . import kinds
 
@@ -49,7 +50,9 @@ class Activity(models.Model):
     message = models.CharField(max_length=500, blank=True)
     data = models.JSONField(default=dict, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Set when the record is made, not when it is saved: a record staged in Redis (vault.staged_records)
+    # keeps the moment it happened when it reaches the table.
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
 
     class Meta:
         db_table = "accounts_activity"
@@ -65,3 +68,4 @@ class Activity(models.Model):
         if self.pk is not None and not kwargs.get("force_insert"):
             raise ValueError("Activity records are append-only.")
         super().save(*args, **kwargs)
+

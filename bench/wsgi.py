@@ -13,6 +13,11 @@ from django.core.wsgi import get_wsgi_application
 
 _application = get_wsgi_application()
 
+# As the site's own entry point (linking_site/wsgi.py): staged records are moved by the site.
+from vault.staged_records import drain_in_background  # noqa: E402
+
+drain_in_background()
+
 
 def application(environ, start_response):
     def start(status, headers, exc_info=None):

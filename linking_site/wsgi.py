@@ -12,3 +12,9 @@ application = get_wsgi_application()
 from accounts.oidc.checks import validate_at_startup  # noqa: E402
 
 validate_at_startup()
+
+# Records staged in Redis (token hand-outs) are moved into the activity table by a thread of each
+# site process, started by its first staged record (vault/staged_records.py).
+from vault.staged_records import drain_in_background  # noqa: E402
+
+drain_in_background()

@@ -126,3 +126,16 @@ class ConnectRequest(models.Model):
         if self.status == self.Status.PENDING and self.expires_at <= timezone.now():
             return self.Status.EXPIRED
         return self.status
+
+
+class StagedRecordsMark(models.Model):
+    """How far the token hand-outs staged in Redis have been moved into the activity table
+    (``vault.staged_records``): the id of the last stream entry moved. One row, advanced in the
+    same transaction as the rows it moved, so no entry is ever inserted twice."""
+
+    ONLY = 1
+
+    last_entry_id = models.CharField(max_length=40, default="0-0")
+
+    def __str__(self) -> str:
+        return f"staged hand-outs moved up to {self.last_entry_id}"

@@ -20,7 +20,7 @@ from accounts.scopes import MAX_SCOPES, SCOPE_NAME_RULE, is_scope_token
 from activity import recording
 from activity.models import Activity
 
-from . import errors, hotpath, keyformat, ratelimit
+from . import errors, hotpath, keyformat, ratelimit, staged_records
 from . import scopes as scope_rules
 from .activity_kinds import VaultKind
 from .models import AgentKey
@@ -292,8 +292,15 @@ def record_token_issued(
     account_name: str,
     scopes: list[str],
     ip_address: str | None,
+    admit: bool = False,
 ) -> Activity:
-    """Every token handed to an agent is recorded (one row: this is on the token's hot path)."""
+    """Every token handed to an agent is recorded (one row: this is on the token's hot path).
+
+    ``admit``: count the request against the key's and the user's limits here too (``RateLimited``
+    past them, and then nothing is recorded). With Redis the count and the record are one round
+    trip: the record is staged next to the counters and moved into the table by the site
+    (``vault.staged_records``). Otherwise the request is counted, then the record inserted.
+    """
     entry = recording.new_record(
         kind=VaultKind.TOKEN_ISSUED,
         user=key.user,
@@ -305,6 +312,17 @@ def record_token_issued(
         + (f" for {account_name}" if account_name else ""),
         data={"agent": key.name, "account_name": account_name, "scopes": list(scopes)},
     )
+    if admit:
+        stream = staged_records.stream_key()
+        staged = stream is not None and ratelimit.admit_and_stage(
+            key_id=key.pk, user_id=key.user_id, stream=stream, record=hotpath.staged_token_issued(entry)
+        )
+        if not staged:
+            ratelimit.admit(key_id=key.pk, user_id=key.user_id, ip_address=ip_address)
+        note_use(key, ip_address=ip_address)
+        if staged:
+            staged_records.start_drainer()
+            return entry
     # On the hot path: committed without waiting for the disk (hotpath.insert_token_issued).
     hotpath.insert_token_issued(entry)
     return entry

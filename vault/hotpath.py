@@ -11,11 +11,14 @@ Everything else in the site, the other activity records included, goes through t
 
 from __future__ import annotations
 
+import json
+from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import NamedTuple
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Field, Model
 from social_django.models import UserSocialAuth
 
@@ -24,15 +27,32 @@ from activity.models import Activity
 
 from . import prepared
 from .activity_kinds import VaultKind
-from .models import AgentKey, TokenSet
+from .models import AgentKey, StagedRecordsMark, TokenSet
 
 _KEY_FIELDS = tuple(AgentKey._meta.concrete_fields)
 # Everything but the password hash, which no agent request needs (it stays deferred).
 _USER_FIELDS = tuple(f for f in User._meta.concrete_fields if f.name != "password")
-# The token set's columns as the resolving queries read them (every concrete field).
-_TOKEN_SET_FIELDS = tuple(TokenSet._meta.concrete_fields)
+# The token set's columns the resolving queries read: what handing out a stored token looks at.
+# The bookkeeping columns (leases, revocation, error history, row times) stay deferred: a path
+# that needs one (a refresh, a revocation) reads its row again under a lock anyway.
+_TOKEN_SET_UNREAD = {
+    "scopes_reported",
+    "last_error_at",
+    "revoke_attempts",
+    "detached_at",
+    "lease_id",
+    "lease_expires_at",
+    "created_at",
+    "updated_at",
+}
+_TOKEN_SET_FIELDS = tuple(f for f in TokenSet._meta.concrete_fields if f.name not in _TOKEN_SET_UNREAD)
 # The record's columns as the hot path inserts them (all but the primary key, which it returns).
 _ACTIVITY_INSERT_FIELDS = tuple(f for f in Activity._meta.concrete_fields if not f.primary_key)
+#: A token-issued record staged in Redis: its columns by name, in the insert's order.
+StagedTokenIssued = namedtuple("StagedTokenIssued", [f.attname for f in _ACTIVITY_INSERT_FIELDS])
+_DATA_COLUMN = StagedTokenIssued._fields.index("data")
+_USER_COLUMN = StagedTokenIssued._fields.index("user_id")
+_CREATED_COLUMN = StagedTokenIssued._fields.index("created_at")
 
 
 class _IdentityColumns(NamedTuple):
@@ -142,6 +162,80 @@ def insert_token_issued(entry: Activity) -> None:
     entry._state.db = db.alias
 
 
+def staged_token_issued(entry: Activity) -> str:
+    """A new token-issued record as it is staged in Redis (``vault.staged_records``): its column
+    values in the insert's order (``StagedTokenIssued``) as a JSON array, the time in ISO 8601."""
+    if entry.kind != VaultKind.TOKEN_ISSUED or entry.pk is not None:
+        raise ValueError("Only a new token-issued record is staged.")
+    values = [f.value_from_object(entry) for f in _ACTIVITY_INSERT_FIELDS]
+    values[_CREATED_COLUMN] = values[_CREATED_COLUMN].isoformat()
+    return json.dumps(values, separators=(",", ":"))
+
+
+def move_staged_token_issued(*, staged: Sequence[bytes], after: str, upto: str) -> int | None:
+    """Insert staged records (``staged_token_issued``) and move the mark from ``after`` to
+    ``upto`` in one transaction; the number inserted, or None when the mark was not at ``after``
+    (another drainer moved these records first: nothing is inserted).
+
+    On PostgreSQL it is one statement: the records go as one JSON array that the database takes
+    apart itself, so the site's process spends no Python per record (a ``bulk_create`` of the same
+    rows held the process, and the requests it serves, twenty times longer; bench/README.md). It
+    commits synchronously: the entries leave Redis only once the rows are on disk. A record whose
+    person was deleted after the hand-out goes as their other records went (``on_delete=CASCADE``).
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor == "postgresql":
+        array = "[" + ",".join(raw.decode() if isinstance(raw, bytes) else raw for raw in staged) + "]"
+        (row,) = prepared.fetch_all(_move_statement(), [upto, StagedRecordsMark.ONLY, after, array])
+        moved, inserted = row
+        return inserted if moved else None
+    with transaction.atomic():
+        if not StagedRecordsMark.objects.filter(pk=StagedRecordsMark.ONLY, last_entry_id=after).update(
+            last_entry_id=upto
+        ):
+            return None
+        rows = [StagedTokenIssued._make(json.loads(raw)) for raw in staged]
+        live = set(User.objects.filter(pk__in={r.user_id for r in rows}).values_list("pk", flat=True))
+        values = [_row_for_insert(row, db) for row in rows if row.user_id in live]
+        with db.cursor() as cursor:
+            cursor.executemany(_insert_statement(Activity, asynchronous=False, returning=False), values)
+    return len(values)
+
+
+def _row_for_insert(row: StagedTokenIssued, db) -> list:
+    """A staged row's values as a plain insert takes them (JSON text, the database's datetimes)."""
+    values = list(row)
+    values[_DATA_COLUMN] = json.dumps(row.data)
+    values[_CREATED_COLUMN] = db.ops.adapt_datetimefield_value(datetime.fromisoformat(row.created_at))
+    return values
+
+
+def _move_statement() -> str:
+    """Compare-and-set the mark, and insert the JSON array's records only if it moved."""
+
+    def build() -> str:
+        quote = connection.ops.quote_name
+        names = ", ".join(quote(f.column) for f in _ACTIVITY_INSERT_FIELDS)
+        columns = ", ".join(
+            f"(e->{i})::jsonb"
+            if f.get_internal_type() == "JSONField"
+            else f"(e->>{i})::{f.db_type(connection)}"
+            for i, f in enumerate(_ACTIVITY_INSERT_FIELDS)
+        )
+        mark = quote(StagedRecordsMark._meta.get_field("last_entry_id").column)
+        return (
+            f"WITH moved AS (UPDATE {_table(StagedRecordsMark)} SET {mark} = %s "  # noqa: S608
+            f"WHERE {quote(StagedRecordsMark._meta.pk.column)} = %s AND {mark} = %s RETURNING 1), "
+            f"inserted AS (INSERT INTO {_table(Activity)} ({names}) SELECT {columns} "
+            f"FROM json_array_elements(%s::json) AS e "
+            f"JOIN {_table(User)} u ON u.id = (e->>{_USER_COLUMN})::bigint "
+            f"WHERE EXISTS (SELECT 1 FROM moved) RETURNING 1) "
+            f"SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM inserted)"
+        )
+
+    return prepared.statement("hotpath.move-staged", build)
+
+
 def _split(row: Sequence, *widths: int) -> list[tuple]:
     """``row`` cut into consecutive parts of ``widths`` columns (the SELECT lists above)."""
     parts, start = [], 0
@@ -218,19 +312,18 @@ def _insert_fields(model: type[Model]) -> list[Field]:
     return [f for f in model._meta.concrete_fields if not f.primary_key]
 
 
-def _insert_statement(model: type[Model], *, asynchronous: bool) -> str:
+def _insert_statement(model: type[Model], *, asynchronous: bool, returning: bool = True) -> str:
     def build() -> str:
         quote = connection.ops.quote_name
         names = ", ".join(quote(f.column) for f in _insert_fields(model))
         placeholders = ", ".join(["%s"] * len(_insert_fields(model)))
-        returning = f"RETURNING {quote(model._meta.pk.column)}"
+        returned = f" RETURNING {quote(model._meta.pk.column)}" if returning else ""
         if asynchronous:
             return (
                 f"INSERT INTO {_table(model)} ({names}) SELECT {placeholders} "  # noqa: S608
-                f"FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit {returning}"
+                f"FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit{returned}"
             )
-        return f"INSERT INTO {_table(model)} ({names}) VALUES ({placeholders}) {returning}"  # noqa: S608
+        return f"INSERT INTO {_table(model)} ({names}) VALUES ({placeholders}){returned}"  # noqa: S608
 
-    return prepared.statement(
-        f"hotpath.insert.{model._meta.label}.{'async' if asynchronous else 'sync'}", build
-    )
+    mode = f"{'async' if asynchronous else 'sync'}{'' if returning else '.no-returning'}"
+    return prepared.statement(f"hotpath.insert.{model._meta.label}.{mode}", build)

@@ -2,9 +2,10 @@
 
 ``issue_token`` is what ``POST /api/v1/token`` (both its JSON and its RFC 8693 form) calls. When
 the stored token is fresh, which is nearly every request, it costs one prepared query (the key,
-its user, and the user's accounts and token sets for the connection), one cache round trip (the
-rate limits) and one insert (the activity record); anything else (a refresh, an error to explain)
-goes through ``vault.get_access_token`` itself, so the two can never disagree about a token.
+its user, and the user's accounts and token sets for the connection) and one Redis round trip (the
+rate limits and the record of the hand-out, staged for the activity table: ``vault.staged_records``);
+anything else (a refresh, an error to explain) is counted first and goes through
+``vault.get_access_token`` itself, so the two can never disagree about a token.
 
 An error the user can fix (link an account, grant scopes, reconnect) comes back with the agent's
 connect request in ``error.details``: the URL the agent shows its user.
@@ -48,31 +49,59 @@ def issue_token(
         key = agents.check_usable(found.key)
     except agents.InvalidKey:
         agents.refuse_key(ip_address=ip_address)
+    token = _stored_token(
+        key, found.account, connection=connection, scopes=scopes, login_hint=login_hint, min_ttl=min_ttl
+    )
+    if token is not None:
+        # Nearly every request: the limits and the record in one step (one Redis round trip).
+        _record(key, token, connection=connection, ip_address=ip_address, admit=True)
+        return token
     agents.admit(key, ip_address=ip_address)
     agents.check_allowed(key, connection=connection, scopes=scopes)
-    # The key's scope limit goes into the vault's own rule (``access.enforce_scope_limit``) on both
-    # paths, so the hot path and ``get_access_token`` cannot disagree about what a key may hold.
-    limit = agents.scope_limit(key, connection=connection)
+    token = _token_the_long_way(
+        key,
+        connection=connection,
+        scopes=scopes,
+        account=account,
+        login_hint=login_hint,
+        min_ttl=min_ttl,
+        # The key's scope limit goes into the vault's own rule (``access.enforce_scope_limit``) on
+        # both paths, so the hot path and ``get_access_token`` cannot disagree about what a key holds.
+        limit=agents.scope_limit(key, connection=connection),
+    )
+    _record(key, token, connection=connection, ip_address=ip_address, admit=False)
+    return token
 
-    token = None
-    if not login_hint.strip():
-        token = access.stored_access_token(
-            found.account,
-            connection=connection,
-            requested=scopes,
-            min_ttl=min_ttl,
-            limit=limit,
-        )
-    if token is None:
-        token = _token_the_long_way(
-            key,
-            connection=connection,
-            scopes=scopes,
-            account=account,
-            login_hint=login_hint,
-            min_ttl=min_ttl,
-            limit=limit,
-        )
+
+def _stored_token(
+    key: AgentKey,
+    account: hotpath.ResolvedAccount | None,
+    *,
+    connection: str,
+    scopes: list[str],
+    login_hint: str,
+    min_ttl: int,
+) -> AccessToken | None:
+    """The stored token, when it answers the request as it is: the key may have it, no login hint
+    to resolve, no refresh or narrowing due. None: the long way, which also raises what is wrong."""
+    if login_hint.strip():
+        return None
+    try:
+        agents.check_allowed(key, connection=connection, scopes=scopes)
+    except agents.AccessDenied:
+        return None  # raised again on the long way, after the request is counted
+    return access.stored_access_token(
+        account,
+        connection=connection,
+        requested=scopes,
+        min_ttl=min_ttl,
+        limit=agents.scope_limit(key, connection=connection),
+    )
+
+
+def _record(
+    key: AgentKey, token: AccessToken, *, connection: str, ip_address: str | None, admit: bool
+) -> None:
     agents.record_token_issued(
         key=key,
         connection=connection,
@@ -80,8 +109,8 @@ def issue_token(
         account_name=token.account_name,
         scopes=list(token.scopes),
         ip_address=ip_address,
+        admit=admit,
     )
-    return token
 
 
 def _token_the_long_way(

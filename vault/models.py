@@ -308,7 +308,7 @@ class TokenSet(models.Model):
 
 
 # Agent keys and connect requests live in their own module; Django finds them through this one.
-from .agent_models import AgentKey, ConnectRequest, _connect_request_id  # noqa: E402 (old migrations name the last)
+from .agent_models import AgentKey, ConnectRequest, StagedRecordsMark, _connect_request_id  # noqa: E402 (old migrations name the last)
 from .warning_models import WarningSent  # noqa: E402,F401 (found by Django through this module)
 
-__all__ = ["AgentKey", "ConnectRequest", "TokenSet", "_connect_request_id"]
+__all__ = ["AgentKey", "ConnectRequest", "StagedRecordsMark", "TokenSet", "_connect_request_id"]

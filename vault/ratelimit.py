@@ -8,7 +8,9 @@ address (a NAT, a CI runner), and a stranger's bad keys must not lock out a work
 carry 256 random bits, so the failure limit bounds noise and cost, not guessing.
 
 On Redis the whole check for one request (both counters, their expiry) is one Lua script, so one
-round trip and atomic across workers and hosts; a refused key costs one round trip of its own. The
+round trip and atomic across workers and hosts; a refused key costs one round trip of its own. A
+token request answered from the stored token also stages the record of the hand-out in that same
+script (``admit_and_stage``, ``vault.staged_records``): limits and record in one round trip. The
 script goes over a connection this thread keeps to itself (``_Redis.run``): the client's pool,
 retry and observability layers cost more Python per request than the round trip (bench/README.md).
 With any other cache (local memory: one process is the whole site) ``cache.add`` + ``cache.incr``
@@ -43,6 +45,20 @@ local by_key = redis.call('INCR', KEYS[1])
 if by_key == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 local by_user = redis.call('INCR', KEYS[2])
 if by_user == 1 then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+return {by_key, by_user}
+"""
+
+# KEYS: the key's counter, the user's counter, the stream of staged records (activity.staging).
+# ARGV: the two windows' lifetimes, the two limits, the record. Counts like _ADMIT_SCRIPT, and
+# stages the record only when both counts are within their limits. Returns the two counts.
+_ADMIT_AND_STAGE_SCRIPT = """
+local by_key = redis.call('INCR', KEYS[1])
+if by_key == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local by_user = redis.call('INCR', KEYS[2])
+if by_user == 1 then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+if by_key <= tonumber(ARGV[3]) and by_user <= tonumber(ARGV[4]) then
+  redis.call('XADD', KEYS[3], '*', 'r', ARGV[5])
+end
 return {by_key, by_user}
 """
 
@@ -105,6 +121,43 @@ def admit(*, key_id: int | str, user_id: int, ip_address: str | None = None) -> 
     else:
         key_count = _count(by_key)
         user_count = _count(by_user)
+    _refuse_past_limits(by_key, key_count, by_user, user_count)
+
+
+def admit_and_stage(*, key_id: int | str, user_id: int, stream: str, record: str) -> bool:
+    """``admit``, and in the same Redis round trip, when the request is admitted, ``record`` added
+    to ``stream`` (``vault.staged_records``): nothing staged for a refused request.
+
+    False, with nothing counted, when the cache is not Redis: the caller counts with ``admit`` and
+    records the usual way.
+    """
+    redis = _redis()
+    if redis is None:
+        return False
+    now = int(time.time())
+    by_key = _window("key", key_id, now)
+    by_user = _window("user", user_id, now)
+    try:
+        key_count, user_count = redis.run(
+            redis.admit_and_stage,
+            [
+                redis.key(by_key),
+                redis.key(by_user),
+                stream,
+                by_key.lifetime,
+                by_user.lifetime,
+                by_key.limit,
+                by_user.limit,
+                record,
+            ],
+        )
+    except _redis_errors() as error:
+        raise errors.LimitsUnavailable() from error
+    _refuse_past_limits(by_key, key_count, by_user, user_count)
+    return True
+
+
+def _refuse_past_limits(by_key: _Window, key_count: int, by_user: _Window, user_count: int) -> None:
     for bucket, window, count in (("key", by_key, key_count), ("user", by_user, user_count)):
         if count > window.limit:
             raise errors.RateLimited(f"Rate limit for this {bucket} reached.", retry_after=window.retry_after)
@@ -142,11 +195,16 @@ class _Redis:
     backend: Any
     client: Any
     admit: Any
+    admit_and_stage: Any
     count: Any
     no_script: type[Exception]
     dropped: tuple[type[Exception], ...]
     connection: Any = None
     pid: int = 0
+
+    def __post_init__(self) -> None:
+        # How many of a script's arguments are keys, by script.
+        self.key_counts = {self.admit.sha: 2, self.admit_and_stage.sha: 3, self.count.sha: 1}
 
     def key(self, window: _Window) -> str:
         # make_key, not make_and_validate_key: these keys are short ASCII, and the check that
@@ -157,7 +215,7 @@ class _Redis:
         """``EVALSHA`` over this thread's own connection (taken from the client's pool once, never
         shared): one send, one read. A dropped connection is opened again and the script sent once
         more; a server that lost its scripts (a restart) gets the script itself."""
-        count = 2 if script is self.admit else 1
+        count = self.key_counts[script.sha]
         for attempt in (1, 2):
             connection = self._connection()
             try:
@@ -197,6 +255,7 @@ def _redis() -> _Redis | None:
             backend=backend,
             client=client,
             admit=client.register_script(_ADMIT_SCRIPT),
+            admit_and_stage=client.register_script(_ADMIT_AND_STAGE_SCRIPT),
             count=client.register_script(_COUNT_SCRIPT),
             **_script_errors(),
         )

@@ -1,0 +1,190 @@
+"""Token hand-outs staged in Redis on their way to the activity table.
+
+Every token handed to an agent is recorded before the token leaves. With Redis as the cache, the
+record is staged in the same Lua script that counts the request against its rate limits
+(``vault.ratelimit.admit_and_stage``): one Redis round trip carries the limits and the record, where
+an insert after the limits cost a third round trip on every token request (issue 17; figures in
+bench/README.md). The record is in Redis, another process, before the answer is sent, so a crash of
+the site's process loses nothing. Run Redis with ``appendonly yes``, so that a crash of Redis itself
+loses no more than PostgreSQL's asynchronous commit of a direct insert would (docs/deploy.md).
+
+``drain()`` moves staged records into the table exactly once: the id of the last stream entry moved
+is kept in the database (``StagedRecordsMark``) and advanced, compare-and-set, in the same
+statement that inserts the rows (``hotpath.move_staged_token_issued``): of two drainers reading the
+same entries, only the one that moved the mark inserts them. Entries moved are trimmed from the
+stream afterwards. Each site process served through
+``linking_site.wsgi`` drains in a background thread once it has staged a record (``start_drainer``)
+and drains what waits at its exit, so records reach the table within a fraction of a second with no
+other process to run; ``manage.py vault_drain`` moves what waits when no site process runs.
+
+Without Redis (one process: SQLite and the local-memory cache) nothing is staged: the vault inserts
+the record at once (``hotpath.insert_token_issued``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import threading
+from typing import Any
+
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
+from django.db import IntegrityError, close_old_connections, connections, transaction
+
+from . import hotpath
+from .agent_models import StagedRecordsMark
+
+logger = logging.getLogger(__name__)
+
+#: The stream's name in the cache (the cache's key prefix and version are added).
+STREAM = "vault:staged-token-issued"
+#: Entries moved per transaction.
+BATCH = 1000
+#: How long an idle drainer waits before looking again.
+IDLE_SECONDS = 0.1
+#: How long a drainer waits after a failure (the database or Redis away) before trying again.
+FAILURE_PAUSE_SECONDS = 5.0
+
+
+def stream_key() -> str | None:
+    """The stream's key in Redis, or None when the cache is not Redis (nothing is staged)."""
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        return None
+    return backend.make_key(STREAM)
+
+
+def drain(*, batch: int = BATCH) -> int:
+    """Move up to ``batch`` staged records into the table, exactly once; the number moved.
+
+    0 when nothing waits, when the cache is not Redis, or when another drainer is at work.
+    """
+    client, key = _client(), stream_key()
+    if client is None or key is None:
+        return 0
+    after = _mark()
+    entries = client.xrange(key, min=f"({after}", max="+", count=batch)
+    if not entries:
+        return 0
+    upto = entries[-1][0].decode()
+    if hotpath.move_staged_token_issued(staged=[f[b"r"] for _, f in entries], after=after, upto=upto) is None:
+        return 0  # another drainer moved them first
+    # The entries up to the mark, all in the table now, leave the stream. A failure here leaves
+    # them for the next trim, never for a second insert: the next drain starts after the mark.
+    client.xtrim(key, minid=_next_id(upto), approximate=False)
+    return len(entries)
+
+
+def drain_all() -> int:
+    """Move everything staged (``manage.py vault_drain``); the number moved."""
+    moved = 0
+    while True:
+        count = drain()
+        moved += count
+        if count < BATCH:
+            return moved
+
+
+def waiting() -> int:
+    """How many staged records wait to be moved; 0 without Redis."""
+    client, key = _client(), stream_key()
+    return int(client.xlen(key)) if client is not None and key is not None else 0
+
+
+def _next_id(entry_id: str) -> str:
+    """The smallest stream id after ``entry_id`` ("<ms>-<seq>"): trimming below it removes the entry."""
+    milliseconds, sequence = entry_id.split("-")
+    return f"{milliseconds}-{int(sequence) + 1}"
+
+
+def _mark() -> str:
+    """The id of the last entry moved, the mark made on first use (a new or flushed database)."""
+    found = StagedRecordsMark.objects.filter(pk=StagedRecordsMark.ONLY).values_list(
+        "last_entry_id", flat=True
+    )
+    for last_entry_id in found:
+        return last_entry_id
+    with contextlib.suppress(IntegrityError), transaction.atomic():
+        StagedRecordsMark.objects.create(pk=StagedRecordsMark.ONLY)  # unless another drainer just did
+    return StagedRecordsMark._meta.get_field("last_entry_id").default
+
+
+def _client() -> Any:
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        return None
+    return backend._cache.get_client(write=True)
+
+
+# The background drainer: one thread per site process, started by the first record it stages.
+
+_background_allowed = False
+_started_in: int | None = None
+_start_lock = threading.Lock()
+_stopping = threading.Event()
+_thread: threading.Thread | None = None
+
+
+def drain_in_background() -> None:
+    """Let this process run a drainer thread (``linking_site.wsgi`` calls it; commands and tests
+    never start one, they call ``drain()``)."""
+    global _background_allowed
+    _background_allowed = True
+
+
+def start_drainer() -> None:
+    """Start this process's drainer thread, once (cheap to call on every staged record). At the
+    process's normal exit (gunicorn's graceful stop, a restart) what waits is moved first."""
+    global _started_in, _thread
+    if not _background_allowed or _started_in == os.getpid():
+        return
+    with _start_lock:
+        if _started_in == os.getpid():
+            return
+        _started_in = os.getpid()  # a forked child has its own pid, and starts its own thread
+        _stopping.clear()
+        _thread = threading.Thread(target=_drain_forever, name="activity-drainer", daemon=True)
+        _thread.start()
+        atexit.register(stop_drainer)
+
+
+def stop_drainer() -> None:
+    """Stop this process's drainer thread and move what waits (at exit; tests)."""
+    global _started_in
+    if _started_in != os.getpid():
+        return
+    _stopping.set()
+    _started_in = None
+    if _thread is not None:
+        _thread.join(timeout=10)
+    try:
+        drain_all()
+    except Exception:
+        logger.exception("Staged token hand-outs could not be moved at exit; the next site process will.")
+    finally:
+        close_old_connections()
+
+
+def _drain_forever() -> None:
+    client, key = _client(), stream_key()
+    seen = None
+    while not _stopping.is_set():
+        try:
+            # Redis first: an idle drainer never opens a database connection. The newest entry
+            # is read before draining, so one staged meanwhile is seen on the next look.
+            newest = client.xrevrange(key, max="+", min="-", count=1)
+            latest = newest[0][0] if newest else None
+            if latest != seen:
+                while drain() == BATCH:
+                    pass
+                seen = latest
+            _stopping.wait(IDLE_SECONDS)
+        except Exception:
+            logger.exception("Moving staged token hand-outs failed; trying again in a few seconds.")
+            _stopping.wait(FAILURE_PAUSE_SECONDS)
+        finally:
+            close_old_connections()
+    connections.close_all()  # this thread's own connections
