@@ -41,7 +41,8 @@ def new_record(
         uid = uid or identity.uid
     return Activity(
         kind=kind,
-        user=user if user is not None and user.pk else None,
+        # The id, not the object: the record needs no more, and setting the relation costs more.
+        user_id=user.pk if user is not None and user.pk else None,
         actor=actor,
         provider=provider,
         uid=uid,

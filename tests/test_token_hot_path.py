@@ -157,6 +157,20 @@ def test_the_lookup_is_prepared_once_per_connection_on_postgresql_only(alice, ke
         assert connection.vendor == "sqlite"  # no prepared statements to keep: the same SQL runs
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_hot_path_answers_after_its_database_connection_was_closed_and_reopened(alice, key):
+    # On PostgreSQL each connection keeps one prepared cursor (vault.prepared): a new connection
+    # must get its own, never the closed one's.
+    assert token(key)[0] == 200
+    connection.close()
+    status, body, _ = token(key)
+    assert status == 200 and body["access_token"]
+    with CaptureQueriesContext(connection) as captured:  # a query log: a cursor of its own
+        assert token(key)[0] == 200
+    assert any("key_hash" in query["sql"] for query in captured.captured_queries)
+    assert token(key)[0] == 200 and len(issued()) == 4
+
+
 def test_prepared_statements_can_be_turned_off_for_a_pooler():
     read = (
         "import json; from linking_site import settings; "

@@ -47,7 +47,12 @@ class Binding:
             self.provider,
             self.uid,
         ]
-        return json.dumps(parts, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return _AAD_JSON.encode(parts).encode("utf-8")
+
+
+# One encoder, made once (json.dumps with arguments makes one per call): the associated data is
+# built on every encryption and decryption.
+_AAD_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def _b64(data: bytes) -> str:

@@ -32,6 +32,10 @@ from .models import AgentKey, StagedRecordsMark, TokenSet
 _KEY_FIELDS = tuple(AgentKey._meta.concrete_fields)
 # Everything but the password hash, which no agent request needs (it stays deferred).
 _USER_FIELDS = tuple(f for f in User._meta.concrete_fields if f.name != "password")
+# The token request reads less: what deciding on the key and recording the hand-out look at (the
+# rest stays deferred; the long way, a refresh or an error to explain, loads what it touches).
+_ISSUE_KEY_FIELDS = tuple(f for f in _KEY_FIELDS if f.name not in {"key_hash", "hint", "created_at"})
+_ISSUE_USER_FIELDS = tuple(f for f in _USER_FIELDS if f.name in {"id", "is_active", "merged_into"})
 # The token set's columns the resolving queries read: what handing out a stored token looks at.
 # The bookkeeping columns (leases, revocation, error history, row times) stay deferred: a path
 # that needs one (a refresh, a revocation) reads its row again under a lock anyway.
@@ -51,6 +55,8 @@ _ACTIVITY_INSERT_FIELDS = tuple(f for f in Activity._meta.concrete_fields if not
 #: A token-issued record staged in Redis: its columns by name, in the insert's order.
 StagedTokenIssued = namedtuple("StagedTokenIssued", [f.attname for f in _ACTIVITY_INSERT_FIELDS])
 _DATA_COLUMN = StagedTokenIssued._fields.index("data")
+# One encoder: json.dumps with arguments builds a new one on every call.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 _USER_COLUMN = StagedTokenIssued._fields.index("user_id")
 _CREATED_COLUMN = StagedTokenIssued._fields.index("created_at")
 
@@ -94,7 +100,9 @@ def find_agent_key(*, key_hash: str) -> AgentKey | None:
         "hotpath.key", lambda: f"SELECT {_key_columns()} {_key_from()} WHERE k.key_hash = %s"
     )
     rows = prepared.fetch_all(sql, [key_hash])
-    return _key_from_values(*_split(rows[0], len(_KEY_FIELDS), len(_USER_FIELDS))) if rows else None
+    if not rows:
+        return None
+    return _key_from_values(*_split(rows[0], len(_KEY_FIELDS), len(_USER_FIELDS)), full=True)
 
 
 def find_key_and_account(*, key_hash: str, provider: str, account_id: int | None) -> KeyLookup:
@@ -104,19 +112,24 @@ def find_key_and_account(*, key_hash: str, provider: str, account_id: int | None
     sql = prepared.statement(
         f"hotpath.issue.{by_account}",
         lambda: (
-            f"SELECT {_key_columns()}, {_account_columns()} {_key_from()} "
+            f"SELECT {_key_columns(full=False)}, {_account_columns()} {_key_from()} "
             + _accounts_join(user_column="k.user_id", by_account=by_account)
             + " WHERE k.key_hash = %s ORDER BY i.id"
         ),
     )
     params = [provider, *([account_id] if by_account else []), key_hash]
-    widths = (len(_KEY_FIELDS), len(_USER_FIELDS), len(_IdentityColumns._fields), len(_TOKEN_SET_FIELDS))
+    widths = (
+        len(_ISSUE_KEY_FIELDS),
+        len(_ISSUE_USER_FIELDS),
+        len(_IdentityColumns._fields),
+        len(_TOKEN_SET_FIELDS),
+    )
     parts = [_split(row, *widths) for row in prepared.fetch_all(sql, params)]
     if not parts:
         return KeyLookup(key=None, account=None)
     key_values, user_values, _, _ = parts[0]
     return KeyLookup(
-        key=_key_from_values(key_values, user_values),
+        key=_key_from_values(key_values, user_values, full=False),
         account=_account_from_parts([(identity, token) for _, _, identity, token in parts]),
     )
 
@@ -167,9 +180,10 @@ def staged_token_issued(entry: Activity) -> str:
     values in the insert's order (``StagedTokenIssued``) as a JSON array, the time in ISO 8601."""
     if entry.kind != VaultKind.TOKEN_ISSUED or entry.pk is not None:
         raise ValueError("Only a new token-issued record is staged.")
-    values = [f.value_from_object(entry) for f in _ACTIVITY_INSERT_FIELDS]
+    fields = entry.__dict__  # the attributes themselves: a getattr per column costs more than the rest
+    values = [fields[name] for name in StagedTokenIssued._fields]
     values[_CREATED_COLUMN] = values[_CREATED_COLUMN].isoformat()
-    return json.dumps(values, separators=(",", ":"))
+    return _COMPACT_JSON.encode(values)
 
 
 def move_staged_token_issued(*, staged: Sequence[bytes], after: str, upto: str) -> int | None:
@@ -245,9 +259,9 @@ def _split(row: Sequence, *widths: int) -> list[tuple]:
     return parts
 
 
-def _key_from_values(key_values: tuple, user_values: tuple) -> AgentKey:
-    key = prepared.model_from_row(AgentKey, _KEY_FIELDS, key_values)
-    key.user = prepared.model_from_row(User, _USER_FIELDS, user_values)
+def _key_from_values(key_values: tuple, user_values: tuple, *, full: bool) -> AgentKey:
+    key = prepared.model_from_row(AgentKey, _KEY_FIELDS if full else _ISSUE_KEY_FIELDS, key_values)
+    key.user = prepared.model_from_row(User, _USER_FIELDS if full else _ISSUE_USER_FIELDS, user_values)
     return key
 
 
@@ -283,8 +297,10 @@ def _table(model: type[Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
-def _key_columns() -> str:
-    return f"{_columns('k', _KEY_FIELDS)}, {_columns('u', _USER_FIELDS)}"
+def _key_columns(*, full: bool = True) -> str:
+    if full:
+        return f"{_columns('k', _KEY_FIELDS)}, {_columns('u', _USER_FIELDS)}"
+    return f"{_columns('k', _ISSUE_KEY_FIELDS)}, {_columns('u', _ISSUE_USER_FIELDS)}"
 
 
 def _key_from() -> str:
