@@ -68,4 +68,3 @@ class Activity(models.Model):
         if self.pk is not None and not kwargs.get("force_insert"):
             raise ValueError("Activity records are append-only.")
         super().save(*args, **kwargs)
-
