@@ -171,6 +171,15 @@ def test_the_hot_path_answers_after_its_database_connection_was_closed_and_reope
     assert token(key)[0] == 200 and len(issued()) == 4
 
 
+def test_the_hot_path_reads_the_same_times_as_the_orm(alice, key):
+    found = hotpath.find_key_and_account(key_hash=keyformat.key_hash(key), provider="github", account_id=None)
+    row = agents.AgentKey.objects.get(pk=found.key.pk)
+    stored = TokenSet.objects.get(pk=found.account.token_set.pk)
+    assert found.key.expires_at == row.expires_at and found.key.expires_at.utcoffset().total_seconds() == 0
+    assert found.account.token_set.expires_at == stored.expires_at
+    assert found.account.token_set.issued_at == stored.issued_at
+
+
 def test_prepared_statements_can_be_turned_off_for_a_pooler():
     read = (
         "import json; from linking_site import settings; "
