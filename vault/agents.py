@@ -293,15 +293,16 @@ def record_token_issued(
     scopes: list[str],
     ip_address: str | None,
     admit: bool = False,
-) -> Activity:
+) -> Activity | None:
     """Every token handed to an agent is recorded (one row: this is on the token's hot path).
+    Returns the row, or None when the record was staged in Redis (it reaches the table shortly).
 
     ``admit``: count the request against the key's and the user's limits here too (``RateLimited``
     past them, and then nothing is recorded). With Redis the count and the record are one round
     trip: the record is staged next to the counters and moved into the table by the site
     (``vault.staged_records``). Otherwise the request is counted, then the record inserted.
     """
-    entry = recording.new_record(
+    values = recording.record_values(
         kind=VaultKind.TOKEN_ISSUED,
         user=key.user,
         provider=connection,
@@ -313,16 +314,19 @@ def record_token_issued(
         data={"agent": key.name, "account_name": account_name, "scopes": list(scopes)},
     )
     if admit:
-        stream = staged_records.stream_key()
-        staged = stream is not None and ratelimit.admit_and_stage(
-            key_id=key.pk, user_id=key.user_id, stream=stream, record=hotpath.staged_token_issued(entry)
+        staged = ratelimit.admit_and_stage(
+            key_id=key.pk,
+            user_id=key.user_id,
+            stream=staged_records.STREAM,
+            record=hotpath.staged_token_issued(values),
         )
         if not staged:
             ratelimit.admit(key_id=key.pk, user_id=key.user_id, ip_address=ip_address)
         note_use(key, ip_address=ip_address)
         if staged:
             staged_records.start_drainer()
-            return entry
+            return None
+    entry = Activity(**values)
     # On the hot path: committed without waiting for the disk (hotpath.insert_token_issued).
     hotpath.insert_token_issued(entry)
     return entry

@@ -16,7 +16,7 @@ from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Field, Model
@@ -175,15 +175,15 @@ def insert_token_issued(entry: Activity) -> None:
     entry._state.db = db.alias
 
 
-def staged_token_issued(entry: Activity) -> str:
-    """A new token-issued record as it is staged in Redis (``vault.staged_records``): its column
-    values in the insert's order (``StagedTokenIssued``) as a JSON array, the time in ISO 8601."""
-    if entry.kind != VaultKind.TOKEN_ISSUED or entry.pk is not None:
-        raise ValueError("Only a new token-issued record is staged.")
-    fields = entry.__dict__  # the attributes themselves: a getattr per column costs more than the rest
-    values = [fields[name] for name in StagedTokenIssued._fields]
-    values[_CREATED_COLUMN] = values[_CREATED_COLUMN].isoformat()
-    return _COMPACT_JSON.encode(values)
+def staged_token_issued(values: dict[str, Any]) -> str:
+    """A new token-issued record's values (``activity.recording.record_values``) as they are staged
+    in Redis (``vault.staged_records``): the columns in the insert's order (``StagedTokenIssued``)
+    as a JSON array, the time in ISO 8601."""
+    if values["kind"] != VaultKind.TOKEN_ISSUED:
+        raise ValueError("Only a token-issued record is staged.")
+    row = [values[name] for name in StagedTokenIssued._fields]
+    row[_CREATED_COLUMN] = row[_CREATED_COLUMN].isoformat()
+    return _COMPACT_JSON.encode(row)
 
 
 def move_staged_token_issued(*, staged: Sequence[bytes], after: str, upto: str) -> int | None:

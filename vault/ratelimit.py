@@ -126,7 +126,7 @@ def admit(*, key_id: int | str, user_id: int, ip_address: str | None = None) -> 
 
 def admit_and_stage(*, key_id: int | str, user_id: int, stream: str, record: str) -> bool:
     """``admit``, and in the same Redis round trip, when the request is admitted, ``record`` added
-    to ``stream`` (``vault.staged_records``): nothing staged for a refused request.
+    to the stream named ``stream`` (``vault.staged_records``): nothing staged for a refused request.
 
     False, with nothing counted, when the cache is not Redis: the caller counts with ``admit`` and
     records the usual way.
@@ -143,7 +143,7 @@ def admit_and_stage(*, key_id: int | str, user_id: int, stream: str, record: str
             [
                 redis.key(by_key),
                 redis.key(by_user),
-                stream,
+                redis.stream_key(stream),
                 by_key.lifetime,
                 by_user.lifetime,
                 by_key.limit,
@@ -205,6 +205,14 @@ class _Redis:
     def __post_init__(self) -> None:
         # How many of a script's arguments are keys, by script.
         self.key_counts = {self.admit.sha: 2, self.admit_and_stage.sha: 3, self.count.sha: 1}
+        self.stream_keys: dict[str, str] = {}
+
+    def stream_key(self, name: str) -> str:
+        """The cache's key for a stream's name (its prefix and version added), made once."""
+        made = self.stream_keys.get(name)
+        if made is None:
+            made = self.stream_keys[name] = self.backend.make_key(name)
+        return made
 
     def key(self, window: _Window) -> str:
         # make_key, not make_and_validate_key: these keys are short ASCII, and the check that
