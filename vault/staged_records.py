@@ -146,7 +146,7 @@ def start_drainer() -> None:
             return
         _started_in = os.getpid()  # a forked child has its own pid, and starts its own thread
         _stopping.clear()
-        _thread = threading.Thread(target=_drain_forever, name="activity-drainer", daemon=True)
+        _thread = threading.Thread(target=_drain_forever, name="staged-records-drainer", daemon=True)
         _thread.start()
         atexit.register(stop_drainer)
 
