@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import signal
 import sys
@@ -38,9 +39,17 @@ from bench.two_hosts import two_hosts
 from tests.deploy_support import free_port
 
 
+def records_on_file() -> int:
+    """Token hand-outs in the activity table."""
+    from activity.models import Activity
+
+    return Activity.objects.filter(kind="token_issued").count()
+
+
 def measure_size(n: int, *, env: dict, args, special: dict, last: bool) -> dict:
     from django.test import Client
 
+    from vault import staged_records
     from vault.models import TokenSet
 
     token_api = bench_env.agents() is not None
@@ -66,9 +75,19 @@ def measure_size(n: int, *, env: dict, args, special: dict, last: bool) -> dict:
     provider_port, site_port, burst_port = free_port(), free_port(), free_port()
     server_env = {"SANDBOX_BASE_URL": f"http://127.0.0.1:{provider_port}"}
     with gunicorn(f"provider-{n}", port=provider_port, workers=2, threads=8, env=server_env):
-        log(f"N={n:,}: HTTP throughput (gunicorn, 2 sync workers, {args.connections} connections)")
-        with gunicorn(f"site-{n}", port=site_port, workers=2, env=server_env):
+        log(f"N={n:,}: HTTP throughput (gunicorn, {args.workers} sync workers, {args.connections} conns)")
+        staged_records.drain_all()  # what the in-process measurements above staged
+        issued_before = records_on_file()
+        with gunicorn(f"site-{n}", port=site_port, workers=args.workers, env=server_env):
             out["http"] = throughput.http_throughput(site_port, keys, args, token_api)
+        if token_api:
+            # The workers moved their staged records as they went, and what was left as they stopped.
+            out["http"]["records"] = {
+                "token_answers": out["http"]["token_answers"],
+                "rows_added": records_on_file() - issued_before,
+                "still_staged": staged_records.waiting(),
+                "in_flight_bound": out["http"]["token_in_flight_bound"],
+            }
         threads = -(-args.burst // 2)
         log(f"N={n:,}: {args.burst} concurrent requests on one expired token (2 gthread workers x {threads})")
         real = special["real"]
@@ -93,8 +112,9 @@ def measure_size(n: int, *, env: dict, args, special: dict, last: bool) -> dict:
                 log(f"refresh scenario failed: {type(error).__name__}: {error}")
                 out["refresh_error"] = f"{type(error).__name__}: {str(error)[:300]}"
 
-    log(f"N={n:,}: vault_rotate_keys")
-    out["rotation"] = scale.rotate(env, batch_size=args.rotate_batch)
+    if "rotation" not in args.skip:
+        log(f"N={n:,}: vault_rotate_keys")
+        out["rotation"] = scale.rotate(env, batch_size=args.rotate_batch)
     return out
 
 
@@ -156,11 +176,17 @@ def parse(argv: list[str] | None):
     add("--burst", type=int, default=50, help="concurrent requests on one expired token (50)")
     add("--inproc-seconds", type=float, default=1.5, help="seconds per in-process rate run (1.5)")
     add("--cache", choices=("redis", "locmem"), default="redis", help="CACHE_URL kind (redis)")
-    add("--refresh-sets", type=int, default=5000, help="due token sets for vault_refresh, at most N (5000)")
+    add("--refresh-sets", type=int, default=100_000, help="due sets for vault_refresh, at most N (100000)")
     add("--refresh-workers", type=int, default=8, help="vault_refresh --workers (8)")
     add("--rotate-batch", type=int, default=500, help="vault_rotate_keys --batch-size (500)")
     add("--activity-rows", type=int, default=10_000_000, help="activity rows seeded after the last size")
-    add("--skip", default="", help="comma-separated: activity, refresh, two-hosts")
+    add(
+        "--workers",
+        type=int,
+        default=2 * (os.cpu_count() or 1),
+        help="gunicorn sync workers for the throughput runs (default 2 x cores, as docs/deploy.md says)",
+    )
+    add("--skip", default="", help="comma-separated: activity, refresh, two-hosts, rotation")
     add("--loadgen", choices=("auto", "wrk", "python"), default="auto", help="load generator (auto: wrk)")
     add("--strict", action="store_true", help="exit 1 when a target is missed")
     add("--keep-db", action="store_true", help=f"keep the {bench_env.DB_NAME} database afterwards")
@@ -207,7 +233,10 @@ def main(argv: list[str] | None = None) -> int:
                 key: getattr(args, key)
                 for key in ("duration", "rounds", "connections", "keys", "burst", "inproc_seconds", "cache")
             }
-            | {"gunicorn": "2 sync workers (throughput); 2 gthread workers for the burst", "debug": False},
+            | {
+                "gunicorn": f"{args.workers} sync workers (throughput); 2 gthread workers for the burst",
+                "debug": False,
+            },
             "sizes": {},
             "output": args.output,
         }

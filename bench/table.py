@@ -13,6 +13,10 @@ VIEWS = (
 )
 
 
+def _rotation(rotation: dict) -> str:
+    return f"{rotation['rows_per_s']:.0f} ({rotation['rotated']:,} rows)"
+
+
 def _rows(sizes: list[dict]) -> list[list[str]]:
     rows: list[list[str]] = []
 
@@ -63,6 +67,13 @@ def _rows(sizes: list[dict]) -> list[list[str]]:
     )
     row("queries per token request", [str(s.get("token_request", {}).get("queries", "n/a")) for s in sizes])
     row(
+        "token answers / records moved",
+        [
+            f"{r['token_answers']:,} / {r['rows_added']:,}" if (r := s["http"].get("records")) else "n/a"
+            for s in sizes
+        ],
+    )
+    row(
         "connections page queries (1 / 25 ids)",
         [
             f"{s['connections_page']['1']['queries']} / {s['connections_page']['25']['queries']}"
@@ -73,9 +84,12 @@ def _rows(sizes: list[dict]) -> list[list[str]]:
     row("seed time", [f"{s.get('seed_seconds', 0):.0f} s" for s in sizes])
     row(
         "vault_rotate_keys rows/s",
-        [f"{s['rotation']['rows_per_s']:.0f} ({s['rotation']['rotated']:,} rows)" for s in sizes],
+        [_rotation(s["rotation"]) if "rotation" in s else "not run" for s in sizes],
     )
-    row("vault_rotate_keys peak RSS", [f"{s['rotation']['peak_rss_mb']:.1f} MB" for s in sizes])
+    row(
+        "vault_rotate_keys peak RSS",
+        [f"{s['rotation']['peak_rss_mb']:.1f} MB" if "rotation" in s else "not run" for s in sizes],
+    )
     if all("refresh" in size for size in sizes):
         row(
             "vault_refresh refreshes/s (due sets, workers)",

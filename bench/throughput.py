@@ -62,12 +62,16 @@ def _rounds(
 
 def http_throughput(port: int, keys: list[str], args, token_api: bool) -> dict:
     paths = endpoints(token_api)
+    answered = {name: 0 for name in paths}  # 200s, for the check that every token is on record
     for name, path in paths.items():
         status, body = probe(port, path, keys[0])
         if status != 200 or (not name.startswith("floor") and not body.get("access_token")):
             raise RuntimeError(f"{path} answered {status} {body}")
-    for path in paths.values():  # warm-up: every worker has imported and connected
-        load.run(f"http://127.0.0.1:{port}{path}", keys=keys, body=TOKEN_BODY, duration=1, connections=4)
+        answered[name] += 1
+    for name, path in paths.items():  # warm-up: every worker has imported and connected
+        url = f"http://127.0.0.1:{port}{path}"
+        warm = load.run(url, keys=keys, body=TOKEN_BODY, duration=1, connections=4)
+        answered[name] += warm.requests - warm.errors
     runs = _rounds(
         port, keys, paths, rounds=args.rounds, duration=args.duration, connections=args.connections
     )
@@ -84,6 +88,21 @@ def http_throughput(port: int, keys: list[str], args, token_api: bool) -> dict:
         out[f"{top}_vs_{bottom}_rounds"] = per_round
     if token_api:
         out["latency"] = latency_at(port, keys, args)
+        latency_runs = [r for by_c in out["latency"].values() for r in by_c["token_runs"]]
+        out["token_answers"] = (
+            answered["token"]
+            + sum(r.requests - r.errors for r in runs["token"])
+            + sum(r["requests"] - r["errors"] for r in latency_runs)
+        )
+        # A request in flight when a run ends is served and recorded after the count stopped, and
+        # one the load generator gave up on (an error) may have been served all the same.
+        out["token_in_flight_bound"] = (
+            4
+            + args.connections * len(runs["token"])
+            + sum(int(c) * len(by_c["token_runs"]) for c, by_c in out["latency"].items())
+            + sum(r.errors for r in runs["token"])
+            + sum(r["errors"] for r in latency_runs)
+        )
     return out
 
 
@@ -103,6 +122,7 @@ def latency_at(port: int, keys: list[str], args) -> dict:
         out[str(connections)] = {
             name: load.median_result(results).as_dict() for name, results in runs.items()
         }
+        out[str(connections)]["token_runs"] = [r.as_dict() for r in runs["token"]]
     return out
 
 

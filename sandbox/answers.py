@@ -75,9 +75,10 @@ def display_name(grant: Grant) -> str:
     return grant.name or grant.email.rpartition("@")[0] or grant.email
 
 
-def failure_response(provider: str) -> HttpResponse | None:
-    """The outage the provider is set to simulate at its token endpoint, if any."""
-    mode = state.get_failure_mode(provider)
+def failure_response(provider: str, *, mode: str | None = None) -> HttpResponse | None:
+    """The outage the provider is set to simulate at its token endpoint, if any (``mode`` when the
+    endpoint has read it already, so a token request reads it once)."""
+    mode = state.get_failure_mode(provider) if mode is None else mode
     if mode == "slow":
         time.sleep(float(getattr(settings, "SANDBOX_SLOW_SECONDS", 6)))
     elif mode == "server_error":

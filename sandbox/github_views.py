@@ -87,7 +87,8 @@ def github_token(request: HttpRequest) -> HttpResponse:
     grant_type = data.get("grant_type") or ("authorization_code" if data.get("code") else "")
     if grant_type == "refresh_token":
         state.record_refresh(GITHUB, successful=False)
-    if (failure := failure_response(GITHUB)) is not None:
+    mode = state.get_failure_mode(GITHUB)  # read once per request
+    if (failure := failure_response(GITHUB, mode=mode)) is not None:
         return failure
     client_id, client_secret = client_credentials_sent(request, data)
     if not client_authenticates(GITHUB, client_id, client_secret):
@@ -102,7 +103,7 @@ def github_token(request: HttpRequest) -> HttpResponse:
                 code_verifier=data.get("code_verifier"),
             )
         elif grant_type == "refresh_token":
-            if state.get_failure_mode(GITHUB) == "invalid_grant":
+            if mode == "invalid_grant":
                 raise oauth.GrantError("bad_refresh")
             issued = oauth.refresh(GITHUB, client_id=client_id, refresh_token=data.get("refresh_token", ""))
             state.record_refresh(GITHUB, successful=True)

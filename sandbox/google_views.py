@@ -100,7 +100,8 @@ def google_token(request: HttpRequest) -> HttpResponse:
     grant_type = data.get("grant_type", "")
     if grant_type == "refresh_token":
         state.record_refresh(GOOGLE, successful=False)
-    if (failure := failure_response(GOOGLE)) is not None:
+    mode = state.get_failure_mode(GOOGLE)  # read once per request
+    if (failure := failure_response(GOOGLE, mode=mode)) is not None:
         return failure
     client_id, client_secret = client_credentials_sent(request, data)
     if not known_client(GOOGLE, client_id):
@@ -119,7 +120,7 @@ def google_token(request: HttpRequest) -> HttpResponse:
                 code_verifier=data.get("code_verifier"),
             )
         elif grant_type == "refresh_token":
-            if state.get_failure_mode(GOOGLE) == "invalid_grant":
+            if mode == "invalid_grant":
                 raise oauth.GrantError("bad_refresh")
             if not data.get("refresh_token"):
                 return _google_error("invalid_request", "Missing required parameter: refresh_token")

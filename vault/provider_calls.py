@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from http import cookiejar
 from typing import Any, Literal
 
+import requests
 from django.conf import settings
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
+from social_core.backends.base import BaseAuth
 from social_core.backends.open_id_connect import OpenIdConnectAuth
-from social_core.exceptions import AuthConfigurationError, SocialAuthBaseException
+from social_core.exceptions import AuthConfigurationError, AuthProviderError, SocialAuthBaseException
+from social_core.utils import http_error, redact_request_error, user_agent
 from social_django.models import UserSocialAuth
 from social_django.utils import load_backend, load_strategy
 
@@ -172,11 +177,13 @@ def call_provider(token_set: TokenSet, ctx: RefreshContext, *, scope: tuple[str,
 
 
 def _bound_backend(backend, *, deadline: float, scope: tuple[str, ...]) -> None:
-    """Give each of this backend's HTTP requests at most the time left before ``deadline`` and,
-    when narrowing, send ``scope`` with the refresh grant (RFC 6749 6). Set on the instance:
-    ``load_backend`` makes a new one per call, and social-core has no per-call option for either."""
-    send = backend.request
+    """Give each of this backend's HTTP requests at most the time left before ``deadline``, send
+    them over this thread's session (``http_session``) and, when narrowing, send ``scope`` with
+    the refresh grant (RFC 6749 6). Set on the instance: ``load_backend`` makes a new one per
+    call, and social-core has no per-call option for any of these."""
     default = float(backend.setting("REQUESTS_TIMEOUT") or backend.setting("URLOPEN_TIMEOUT") or 5.0)
+    # A backend with its own ``request`` keeps it; the others (GitHub, Google, OIDC) share ``_send``.
+    own = backend.request if type(backend).request is not BaseAuth.request else None
 
     def request(url: str, **kwargs: Any):
         left = max(0.5, deadline - time.monotonic())
@@ -185,7 +192,7 @@ def _bound_backend(backend, *, deadline: float, scope: tuple[str, ...]) -> None:
             kwargs["timeout"] = tuple(min(float(part), left) for part in timeout)
         else:
             kwargs["timeout"] = min(float(timeout), left)
-        return send(url, **kwargs)
+        return own(url, **kwargs) if own is not None else _send(backend, url, **kwargs)
 
     backend.request = request
     if scope:
@@ -195,6 +202,107 @@ def _bound_backend(backend, *, deadline: float, scope: tuple[str, ...]) -> None:
             return {**params(token, *args, **kwargs), "scope": " ".join(scope)}
 
         backend.refresh_token_params = refresh_token_params
+
+
+#: This thread's ``requests`` session: see ``http_session``.
+_http = threading.local()
+
+
+class _NoCookies(cookiejar.DefaultCookiePolicy):
+    """A thread's session carries every person's refreshes one after another: a cookie a provider
+    set while answering one must never ride along with the next person's request."""
+
+    def set_ok(self, cookie, request) -> bool:
+        return False
+
+    def return_ok(self, cookie, request) -> bool:
+        return False
+
+
+def http_session() -> requests.Session:
+    """The session this thread sends provider calls through. One per thread (a ``vault_refresh``
+    worker, a gunicorn thread), so its connection to a provider is kept alive from one refresh to
+    the next instead of a new TCP (and TLS) handshake each time (issue 17.4); it keeps no cookies
+    and no credentials: every request brings its own, as social-core sends them."""
+    session = getattr(_http, "session", None)
+    if session is None:
+        session = requests.Session()
+        session.cookies.set_policy(_NoCookies())
+        _http.session = session
+    return session
+
+
+def close_http_session() -> None:
+    """Close this thread's provider connections (a worker thread at its end, or a broken connection)."""
+    session = getattr(_http, "session", None)
+    _http.session = None
+    if session is not None:
+        session.close()
+
+
+def _send(
+    backend,
+    url: str,
+    *,
+    method: str = "GET",
+    headers: dict | None = None,
+    data: dict | None = None,
+    json: dict | None = None,
+    auth: Any = None,
+    params: dict | None = None,
+    timeout: Any = None,
+    stage: str = "user_info",
+) -> requests.Response:
+    """social-core's ``BaseAuth.request`` (same headers, proxies, TLS check and error mapping, URLs
+    redacted from errors), sent through ``http_session()`` rather than a new session per call."""
+    headers = dict(headers or {})
+    if backend.SEND_USER_AGENT and "User-Agent" not in headers:
+        headers["User-Agent"] = backend.setting("USER_AGENT") or user_agent()
+    try:
+        response = http_session().request(
+            method,
+            url,
+            headers=headers,
+            data=data,
+            json=json,
+            auth=auth,
+            params=params,
+            timeout=timeout,
+            proxies=backend.setting("PROXIES"),
+            verify=backend.setting("VERIFY_SSL", True),
+        )
+    except requests.exceptions.SSLError as error:
+        close_http_session()
+        redact_request_error(error, request_url=url)
+        raise AuthProviderError(backend, code="tls_error", stage=stage) from error
+    except requests.Timeout as error:
+        # A connection that timed out mid-answer is not reused: the next call starts afresh.
+        close_http_session()
+        redact_request_error(error, request_url=url)
+        raise AuthProviderError(backend, code="timeout", stage=stage) from error
+    except (
+        requests.exceptions.InvalidURL,
+        requests.exceptions.InvalidSchema,
+        requests.exceptions.MissingSchema,
+    ) as error:
+        redact_request_error(error, request_url=url)
+        raise AuthConfigurationError(backend, code="invalid_setting", parameter="url", stage=stage) from error
+    except requests.ConnectionError as error:
+        # Also a kept-alive connection the provider closed as it was reused: dropped here, and
+        # ``call_provider`` retries the call (on a new connection) as it retries any outage.
+        close_http_session()
+        redact_request_error(error, request_url=url)
+        raise AuthProviderError(backend, code="connection_failed", stage=stage) from error
+    except requests.RequestException as error:
+        close_http_session()
+        redact_request_error(error, request_url=url)
+        raise AuthProviderError(backend, stage=stage) from error
+    try:
+        response.raise_for_status()
+    except requests.HTTPError as error:
+        redact_request_error(error, request_url=url)
+        raise http_error(backend, error, stage=stage) from error
+    return response
 
 
 def _check_oidc_continuity(backend, ctx: RefreshContext, token_set: TokenSet, response: dict) -> dict | None:

@@ -43,7 +43,7 @@ from accounts.models import User, live_profile_filter
 from accounts.providers import provider_title
 
 from . import errors
-from .locking import lock_token_set_chain
+from .locking import Locked, lock_token_set_chain
 from .models import TokenSet
 from .outcomes import apply_outcome, mark_reconnect_required
 from .provider_calls import OUTAGE_RETRY_AFTER, Outcome, RefreshContext, call_provider, refresh_deadline
@@ -79,9 +79,14 @@ def refresh(ctx: RefreshContext) -> tuple[TokenSet, bool]:
     return _refresh_with_lease(ctx)
 
 
-def _precheck(token_set: TokenSet | None, ctx: RefreshContext, now: datetime) -> Verdict:
-    """What to do with the row as it is now (after the lock, or on each lease poll)."""
-    if token_set is None or token_set.identity_id != ctx.identity_id or not _still_owned(ctx):
+def _precheck(
+    token_set: TokenSet | None, ctx: RefreshContext, now: datetime, *, owned: bool | None = None
+) -> Verdict:
+    """What to do with the row as it is now (after the lock, or on each lease poll). ``owned`` is
+    ``_still_owned(ctx)`` when the caller already knows it from the rows it locked."""
+    if token_set is None or token_set.identity_id != ctx.identity_id:
+        return Verdict("fail", gone_error(token_set, ctx.requested))
+    if not (_still_owned(ctx) if owned is None else owned):
         return Verdict("fail", gone_error(token_set, ctx.requested))
     if not ctx.force and not needs_refresh(token_set, ctx.min_ttl, now):
         return Verdict("fresh")
@@ -121,6 +126,19 @@ def _still_owned(ctx: RefreshContext) -> bool:
     ).exists()
 
 
+def _locked_owned(locked: Locked, ctx: RefreshContext) -> bool:
+    """``_still_owned`` read from the profile and identity rows this transaction has locked: they
+    cannot change until it ends, so the query (one per refresh, issue 17.4) would only repeat them."""
+    return (
+        locked.identity is not None
+        and locked.identity.pk == ctx.identity_id
+        and locked.owner is not None
+        and locked.owner.pk == ctx.owner.pk
+        and locked.identity.user_id == locked.owner.pk
+        and locked.owner.is_live
+    )
+
+
 def _refresh_with_row_lock(ctx: RefreshContext) -> tuple[TokenSet, bool]:
     error: errors.TokenVaultError | None = None
     refreshed = False
@@ -129,8 +147,9 @@ def _refresh_with_row_lock(ctx: RefreshContext) -> tuple[TokenSet, bool]:
         # the provider call. A disconnect or a merge takes the same rows in the same order, so it
         # waits for this refresh and then revokes or moves the tokens it wrote (issue 20.2: taking
         # the token set first and the identity row last, to save ``extra_data``, deadlocked).
-        token_set = lock_token_set_chain(token_set_id=ctx.token_set_id).token_set
-        verdict = _precheck(token_set, ctx, timezone.now())
+        locked = lock_token_set_chain(token_set_id=ctx.token_set_id)
+        token_set = locked.token_set
+        verdict = _precheck(token_set, ctx, timezone.now(), owned=_locked_owned(locked, ctx))
         if verdict.kind == "fresh":
             return token_set, False
         if verdict.kind == "fail":

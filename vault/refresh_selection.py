@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 
 from .models import TokenSet
 from .provider_calls import RATE_LIMITED
@@ -63,6 +63,22 @@ def due_in_pages(horizon: datetime) -> Iterator[TokenSet]:
         if len(rows) < SELECTION_PAGE:
             return
         after = (rows[-1].expires_at, rows[-1].pk)
+        _forget_relations(rows)
+
+
+def _forget_relations(rows: list[TokenSet]) -> None:
+    """Let a page go as soon as it is dropped. ``select_related`` caches both sides of a one-to-one
+    (token set and identity, identity and details), so a page's rows point at each other and only
+    the cycle collector would free them, every few pages: ``vault_refresh`` grew by ten pages' worth
+    (about 12 MB) before levelling off. Every row has been handed on when this runs, and what was
+    handed on (ids, the owner) does not need the caches."""
+    pending: list[Model] = list(rows)
+    while pending:
+        cache = pending.pop()._state.fields_cache
+        pending.extend(
+            value for value in cache.values() if isinstance(value, Model) and value._state.fields_cache
+        )
+        cache.clear()
 
 
 def was_rate_limited(token_set_id: int) -> bool:

@@ -3,7 +3,9 @@
 At most ``workers`` items are worked on at a time, and at most a few more are read ahead: the items
 may be a generator over a table of any size (``vault.refresh`` reads its selection page by page),
 so memory stays flat in the number of items. Each worker thread has its own database connection
-(Django's are per thread) and closes it when it runs out of work, so a run leaves none behind.
+(Django's are per thread) and its own provider session (``vault.provider_calls.http_session``,
+kept alive from one refresh to the next), and closes both when it runs out of work, so a run
+leaves none behind.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from django.db import connection
+
+from .provider_calls import close_http_session
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -62,6 +66,7 @@ def run_bounded(
             crashed.append(error)
         finally:
             connection.close()
+            close_http_session()
 
     threads = [threading.Thread(target=worker, name=f"vault-worker-{n}") for n in range(workers)]
     for thread in threads:
