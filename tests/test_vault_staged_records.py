@@ -187,6 +187,16 @@ def test_a_record_of_a_person_deleted_before_the_move_goes_with_them(redis_cache
     assert staged_records.drain() == 0
 
 
+@pytest.mark.django_db
+def test_one_drainer_at_a_time_and_the_next_one_waits_its_turn(redis_cache, key):
+    post_token(key)
+    lease = f"{staged_records.stream_key()}:lease"
+    redis_cache.set(lease, "another process", px=300)
+    assert staged_records.drain() == 0 and issued() == []  # another drainer is at work
+    assert staged_records.drain(wait=5) == 1 and len(issued()) == 1  # its lease ran out
+    assert redis_cache.get(lease) is None  # given back after the move
+
+
 @pytest.mark.django_db(transaction=True)
 def test_drainers_side_by_side_move_every_record_exactly_once(redis_cache, key, settings):
     settings.VAULT_RATE_LIMITS = {"key": (10_000, 60), "user": (10_000, 60)}

@@ -28,6 +28,8 @@ import contextlib
 import logging
 import os
 import threading
+import time
+import uuid
 from typing import Any
 
 from django.core.cache import caches
@@ -47,6 +49,13 @@ BATCH = 1000
 IDLE_SECONDS = 0.1
 #: How long a drainer waits after a failure (the database or Redis away) before trying again.
 FAILURE_PAUSE_SECONDS = 5.0
+#: The drainers' lease: long enough for a batch, short enough that a crashed holder is not missed.
+LEASE_MILLISECONDS = 5000
+#: A drainer gives its lease back only if it is still its own.
+_RELEASE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 
 def stream_key() -> str | None:
@@ -57,14 +66,38 @@ def stream_key() -> str | None:
     return backend.make_key(STREAM)
 
 
-def drain(*, batch: int = BATCH) -> int:
+def drain(*, batch: int = BATCH, wait: float = 0.0) -> int:
     """Move up to ``batch`` staged records into the table, exactly once; the number moved.
 
-    0 when nothing waits, when the cache is not Redis, or when another drainer is at work.
+    0 when nothing waits, when the cache is not Redis, or when another drainer is at work (after
+    waiting up to ``wait`` seconds for it to finish).
     """
     client, key = _client(), stream_key()
     if client is None or key is None:
         return 0
+    lease = _take_lease(client, key, wait=wait)
+    if lease is None:
+        return 0
+    try:
+        return _move(client, key, batch=batch)
+    finally:
+        client.eval(_RELEASE_SCRIPT, 1, f"{key}:lease", lease)
+
+
+def _take_lease(client: Any, key: str, *, wait: float) -> str | None:
+    """One drainer at a time, across processes and hosts: a short lease in Redis. Without it every
+    process's drainer read and sent the same entries, and all but one were refused by the mark;
+    correct, but the waste stalled the requests those processes serve. The mark, not the lease,
+    keeps a record from being moved twice (a lease that lapses mid-move costs only a refusal)."""
+    lease, deadline = uuid.uuid4().hex, time.monotonic() + wait
+    while not client.set(f"{key}:lease", lease, nx=True, px=LEASE_MILLISECONDS):
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.02)
+    return lease
+
+
+def _move(client: Any, key: str, *, batch: int) -> int:
     after = _mark()
     entries = client.xrange(key, min=f"({after}", max="+", count=batch)
     if not entries:
@@ -78,11 +111,12 @@ def drain(*, batch: int = BATCH) -> int:
     return len(entries)
 
 
-def drain_all() -> int:
-    """Move everything staged (``manage.py vault_drain``); the number moved."""
+def drain_all(*, wait: float = 0.0) -> int:
+    """Move everything staged (``manage.py vault_drain``); the number moved. ``wait``: how long each
+    step may wait for another drainer at work to finish (a process that stops waits)."""
     moved = 0
     while True:
-        count = drain()
+        count = drain(wait=wait)
         moved += count
         if count < BATCH:
             return moved
@@ -161,7 +195,7 @@ def stop_drainer() -> None:
     if _thread is not None:
         _thread.join(timeout=10)
     try:
-        drain_all()
+        drain_all(wait=5.0)
     except Exception:
         logger.exception("Staged token hand-outs could not be moved at exit; the next site process will.")
     finally:

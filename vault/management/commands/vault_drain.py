@@ -20,7 +20,7 @@ class Command(BaseCommand):
             self.stdout.write("Nothing is staged: the cache is not Redis, records go straight to the table.")
             return
         try:
-            moved = drain_all()
+            moved = drain_all(wait=10.0)
         except DatabaseError as error:
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise CommandError(f"vault_drain: the database refused ({first_line})") from None
