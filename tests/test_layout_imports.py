@@ -38,6 +38,7 @@ ALLOWED_INLINE = {
     ("vault.apps", "vault.signals"): "AppConfig.ready()",
     # Optional dependencies: installed only where that backend is used.
     ("vault.prepared", "psycopg"): "optional dependency: PostgreSQL only",
+    ("vault.prepared", "psycopg.types.datetime"): "optional dependency: PostgreSQL only",
     ("vault.ratelimit", "redis.exceptions"): "optional dependency: a Redis cache only",
     # A data migration (issue 20.1's issuer backfill) loads today's code only when it runs: the
     # migration graph is loaded by every ``migrate`` and ``makemigrations --check``, and a module
