@@ -203,7 +203,8 @@ def write_markdown(results: dict, header: list[str], rows: list[list[str]]) -> N
     lines = [
         f"Taken {results['taken_at'][:10]} on {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB "
         f"(load generator, PostgreSQL {str(m['postgresql'])[:2]} and Redis on the same machine); "
-        f"Python {m['python']}, Django {m['django']}, gunicorn 2 sync workers, {m['load_generator']}.",
+        f"Python {m['python']}, Django {m['django']}, gunicorn {results['config']['gunicorn']}, "
+        f"{m['load_generator']}.",
         "",
         "| | " + " | ".join(header[1:]) + " |",
         "|---|" + "---|" * (len(header) - 1),
