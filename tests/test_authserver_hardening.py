@@ -190,7 +190,8 @@ def test_a_wrong_verifier_or_redirect_is_still_refused_with_hashed_codes(client)
     sign_in(client, "github", email="alice@example.com")
     app, secret = web_app()
     code, verifier, _query = get_code(client, app)
-    for changed in ({"code_verifier": verifier[:-1] + "x"}, {"redirect_uri": REDIRECT + "/"}):
+    wrong = verifier[:-1] + ("y" if verifier.endswith("x") else "x")  # never the verifier itself
+    for changed in ({"code_verifier": wrong}, {"redirect_uri": REDIRECT + "/"}):
         data = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT}
         refused = client.post(
             "/oauth/token/", {**data, "code_verifier": verifier, **changed}, **basic(app, secret)
