@@ -13,6 +13,7 @@ import json
 
 import pytest
 from django.db import connection, transaction
+from django.db.models import signals
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from social_django.models import UserSocialAuth
@@ -178,6 +179,40 @@ def test_the_hot_path_reads_the_same_times_as_the_orm(alice, key):
     assert found.key.expires_at == row.expires_at and found.key.expires_at.utcoffset().total_seconds() == 0
     assert found.account.token_set.expires_at == stored.expires_at
     assert found.account.token_set.issued_at == stored.issued_at
+
+
+def test_the_hot_path_builds_the_instances_the_orm_would(alice, key):
+    # vault.prepared makes them without Model.__init__ when that changes nothing: the columns
+    # read hold the ORM's values, the others are deferred and load on use, a save is an update.
+    found = hotpath.find_key_and_account(key_hash=keyformat.key_hash(key), provider="github", account_id=None)
+    for loaded in (found.key, found.key.user, found.account.token_set):
+        model = type(loaded)
+        deferred = loaded.get_deferred_fields()
+        read = [f.attname for f in model._meta.concrete_fields if f.attname not in deferred]
+        orm = model.objects.only(*read).get(pk=loaded.pk)
+        assert deferred == orm.get_deferred_fields()
+        assert {name: getattr(loaded, name) for name in read} == {name: getattr(orm, name) for name in read}
+        assert (loaded._state.adding, loaded._state.db) == (False, "default")
+    assert found.key.get_deferred_fields() and found.key.key_hash == keyformat.key_hash(key)
+    found.key.name = "renamed bot"
+    found.key.save(update_fields=["name"])
+    assert list(agents.AgentKey.objects.values_list("name", flat=True)) == ["renamed bot"]
+
+
+def test_an_init_signal_receiver_still_sees_the_hot_paths_instances(alice, key):
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append((sender, instance.pk))
+
+    signals.post_init.connect(receiver, sender=TokenSet)
+    try:
+        found = hotpath.find_key_and_account(
+            key_hash=keyformat.key_hash(key), provider="github", account_id=None
+        )
+    finally:
+        signals.post_init.disconnect(receiver, sender=TokenSet)
+    assert seen == [(TokenSet, found.account.token_set.pk)]
 
 
 def test_prepared_statements_can_be_turned_off_for_a_pooler():

@@ -17,12 +17,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from datetime import UTC
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
-from django.db.models import Field, Model
+from django.db.models import Field, Model, signals
+from django.db.models.base import ModelState
+from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
+from django.db.models.query_utils import DeferredAttribute
 
 M = TypeVar("M", bound=Model)
 
@@ -107,27 +110,36 @@ def statement(name: str, build: Callable[[], str]) -> str:
     return sql
 
 
-_converters: dict[tuple, tuple] = {}
+class _RowPlan(NamedTuple):
+    """How rows of one shape (a model, the columns read) become instances, for one database."""
+
+    fields: Sequence[Field]  # kept, so the ``id()`` the plan is found by cannot be reused
+    converters: list[tuple[int, Any, list]]
+    names: list[str] | None  # None: every concrete field, in order
+    attnames: tuple[str, ...] | None  # set when an instance can be made without __init__
+
+
+_plans: dict[tuple, _RowPlan] = {}
+# Plain attributes: setting one is storing it in the instance's __dict__.
+_PLAIN_ATTRIBUTES = (DeferredAttribute, ForeignKeyDeferredAttribute)
 
 
 def model_from_row(model: type[M], fields: Sequence[Field], values: Sequence[Any]) -> M:
     """An instance of ``model`` from raw column values, converted exactly as the ORM converts them
     (JSON text to objects, SQLite's text datetimes to aware datetimes, ...). Unlisted fields are
-    deferred, as with ``only()``."""
+    deferred, as with ``only()``. ``fields`` is one of the caller's constant tuples.
+
+    The instance is made as unpickling makes one (``__new__`` and its attributes) when that is
+    the same as ``Model.from_db``: no ``pre_init``/``post_init`` receivers, no ``from_db`` of
+    the model's own, every field a plain attribute. ``from_db``'s ``__init__`` walks every
+    concrete field and sends both signals; on the token request's three rows that was the
+    largest part of its Python (bench/README.md).
+    """
     db = connections[DEFAULT_DB_ALIAS]
-    cache_key = (model, tuple(f.attname for f in fields), db.vendor)
-    plan = _converters.get(cache_key)
+    plan = _plans.get((model, id(fields), db.vendor))
     if plan is None:
-        converters = []
-        for index, f in enumerate(fields):
-            column = f.get_col(model._meta.db_table)
-            functions = db.ops.get_db_converters(column) + column.get_db_converters(db)
-            if functions:
-                converters.append((index, column, functions))
-        names = [f.attname for f in fields]
-        every_field = names == [f.attname for f in model._meta.concrete_fields]
-        plan = _converters[cache_key] = (converters, None if every_field else names)
-    converters, names = plan
+        plan = _plans[(model, id(fields), db.vendor)] = _plan(model, fields, db)
+    converters = plan.converters
     if converters:
         values = list(values)
         for index, column, functions in converters:
@@ -135,4 +147,33 @@ def model_from_row(model: type[M], fields: Sequence[Field], values: Sequence[Any
             for function in functions:
                 value = function(value, column, db)
             values[index] = value
-    return model.from_db(db.alias, names, values)
+    if plan.attnames is not None and not (
+        signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model)
+    ):
+        instance = model.__new__(model)
+        instance._state = state = ModelState()
+        state.adding = False
+        state.db = db.alias
+        instance.__dict__.update(zip(plan.attnames, values, strict=True))
+        return instance
+    return model.from_db(db.alias, plan.names, values)
+
+
+def _plan(model: type[Model], fields: Sequence[Field], db) -> _RowPlan:
+    converters = []
+    for index, f in enumerate(fields):
+        column = f.get_col(model._meta.db_table)
+        functions = db.ops.get_db_converters(column) + column.get_db_converters(db)
+        if functions:
+            converters.append((index, column, functions))
+    names = [f.attname for f in fields]
+    every_field = names == [f.attname for f in model._meta.concrete_fields]
+    plain = model.from_db.__func__ is Model.from_db.__func__ and all(
+        type(model.__dict__.get(f.attname)) in _PLAIN_ATTRIBUTES for f in fields
+    )
+    return _RowPlan(
+        fields=fields,
+        converters=converters,
+        names=None if every_field else names,
+        attnames=tuple(names) if plain else None,
+    )
