@@ -96,6 +96,19 @@ def test_a_hand_out_is_staged_before_the_answer_and_moved_into_the_table_once(re
 
 
 @pytest.mark.django_db
+def test_records_move_in_batches_in_the_order_they_were_handed_out(redis_cache, key, settings):
+    # Redis joins a batch's records into one JSON array (the drainer reads no record in Python):
+    # each batch starts after the last one's mark, and the table keeps the hand-outs' order.
+    settings.VAULT_RATE_LIMITS = {"key": (100, 60), "user": (100, 60)}
+    for _ in range(5):
+        assert post_token(key)[0] == 200
+    assert [staged_records.drain(batch=2) for _ in range(4)] == [2, 2, 1, 0]
+    rows = issued()
+    assert len(rows) == 5 and staged_records.waiting() == 0
+    assert [r.created_at for r in sorted(rows, key=lambda r: r.id)] == sorted(r.created_at for r in rows)
+
+
+@pytest.mark.django_db
 def test_a_staged_record_reads_like_one_written_directly(redis_cache, alice, key, settings):
     post_token(key)
     staged_records.drain()

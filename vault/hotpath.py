@@ -186,23 +186,23 @@ def staged_token_issued(values: dict[str, Any]) -> str:
     return _COMPACT_JSON.encode(row)
 
 
-def move_staged_token_issued(*, staged: Sequence[bytes], after: str, upto: str) -> int | None:
-    """Insert staged records (``staged_token_issued``) and move the mark from ``after`` to
-    ``upto`` in one transaction; the number inserted, or None when the mark was not at ``after``
-    (another drainer moved these records first: nothing is inserted).
+def move_staged_token_issued(*, records: str, after: str, upto: str) -> int | None:
+    """Insert staged records (``records``: a JSON array of ``staged_token_issued`` rows, as Redis
+    joins them) and move the mark from ``after`` to ``upto`` in one transaction; the number
+    inserted, or None when the mark was not at ``after`` (another drainer moved these records
+    first: nothing is inserted).
 
-    On PostgreSQL it is one statement: the records go as one JSON array that the database takes
-    apart itself, so the site's process spends no Python per record (a ``bulk_create`` of the same
-    rows held the process, and the requests it serves, twenty times longer; bench/README.md). The
-    array is read as ``jsonb``, parsed once: as ``json`` each column's ``->>`` parsed its element's
-    text again (26 against 14 us of database CPU per record). It
-    commits synchronously: the entries leave Redis only once the rows are on disk. A record whose
+    On PostgreSQL it is one statement: the database takes the array apart itself, so the site's
+    process spends no Python per record (a ``bulk_create`` of the same rows held the process, and
+    the requests it serves, twenty times longer; bench/README.md). The array is read as ``jsonb``,
+    parsed once: as ``json`` each column's ``->>`` parsed its element's text again (26 against 14
+    us of database CPU per record). It commits synchronously: the entries leave Redis only once
+    the rows are on disk. A record whose
     person was deleted after the hand-out goes as their other records went (``on_delete=CASCADE``).
     """
     db = connections[DEFAULT_DB_ALIAS]
     if db.vendor == "postgresql":
-        array = "[" + ",".join(raw.decode() if isinstance(raw, bytes) else raw for raw in staged) + "]"
-        (row,) = prepared.fetch_all(_move_statement(), [upto, StagedRecordsMark.ONLY, after, array])
+        (row,) = prepared.fetch_all(_move_statement(), [upto, StagedRecordsMark.ONLY, after, records])
         moved, inserted = row
         return inserted if moved else None
     with transaction.atomic():
@@ -210,7 +210,7 @@ def move_staged_token_issued(*, staged: Sequence[bytes], after: str, upto: str) 
             last_entry_id=upto
         ):
             return None
-        rows = [StagedTokenIssued._make(json.loads(raw)) for raw in staged]
+        rows = [StagedTokenIssued._make(row) for row in json.loads(records)]
         live = set(User.objects.filter(pk__in={r.user_id for r in rows}).values_list("pk", flat=True))
         values = [_row_for_insert(row, db) for row in rows if row.user_id in live]
         with db.cursor() as cursor:

@@ -53,6 +53,23 @@ IDLE_SECONDS = 1.0
 FAILURE_PAUSE_SECONDS = 5.0
 #: The drainers' lease: long enough for a batch, short enough that a crashed holder is not missed.
 LEASE_MILLISECONDS = 5000
+#: KEYS: the stream; ARGV: the id to read after, how many entries. Returns the last entry's id, the
+#: records as one JSON array and how many entries were read. Redis joins them, so the drainer
+#: spends no Python per record: parsing XRANGE's answer in Python cost about 2 us a record, held
+#: under the interpreter lock of a process that serves requests (a batch of a thousand delayed
+#: them by milliseconds: the p99 tail).
+_READ_SCRIPT = """
+local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])
+if #entries == 0 then return {'', '[]', 0} end
+local records = {}
+for i, entry in ipairs(entries) do
+  local fields = entry[2]
+  for j = 1, #fields, 2 do
+    if fields[j] == 'r' then records[#records + 1] = fields[j + 1] end
+  end
+end
+return {entries[#entries][1], '[' .. table.concat(records, ',') .. ']', #entries}
+"""
 #: A drainer gives its lease back only if it is still its own.
 _RELEASE_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -101,16 +118,16 @@ def _take_lease(client: Any, key: str, *, wait: float) -> str | None:
 
 def _move(client: Any, key: str, *, batch: int) -> int:
     after = _mark()
-    entries = client.xrange(key, min=f"({after}", max="+", count=batch)
-    if not entries:
+    upto, records, count = client.register_script(_READ_SCRIPT)(keys=[key], args=[after, batch])
+    if not count:
         return 0
-    upto = entries[-1][0].decode()
-    if hotpath.move_staged_token_issued(staged=[f[b"r"] for _, f in entries], after=after, upto=upto) is None:
+    upto = upto.decode()
+    if hotpath.move_staged_token_issued(records=records.decode(), after=after, upto=upto) is None:
         return 0  # another drainer moved them first
     # The entries up to the mark, all in the table now, leave the stream. A failure here leaves
     # them for the next trim, never for a second insert: the next drain starts after the mark.
     client.xtrim(key, minid=_next_id(upto), approximate=False)
-    return len(entries)
+    return count
 
 
 def drain_all(*, wait: float = 0.0) -> int:
