@@ -13,6 +13,7 @@ The agent key is read from the ``Authorization`` header only (or, in the RFC 869
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -50,10 +51,22 @@ class MethodNotAllowed(errors.TokenVaultError):
 _NEVER_CACHE = "max-age=0, no-cache, no-store, must-revalidate, private"
 
 
+_expires: tuple[int, str] = (0, "")
+
+
+def _http_date_now() -> str:
+    """``http_date()`` of this second, formatted once a second (it is on every answer)."""
+    global _expires
+    second = int(time.time())
+    if _expires[0] != second:
+        _expires = (second, http_date(second))
+    return _expires[1]
+
+
 def _respond(body: dict[str, Any], status: int = 200, *, retry_after: int | None = None) -> JsonResponse:
     response = JsonResponse(body, status=status)
     response["Cache-Control"] = _NEVER_CACHE
-    response["Expires"] = http_date()
+    response["Expires"] = _http_date_now()
     response["Pragma"] = "no-cache"
     if retry_after is not None:
         response["Retry-After"] = str(int(retry_after))
