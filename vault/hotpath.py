@@ -197,8 +197,8 @@ def move_staged_token_issued(*, records: str, after: str, upto: str) -> int | No
     the requests it serves, twenty times longer; bench/README.md). The array is read as ``jsonb``,
     parsed once: as ``json`` each column's ``->>`` parsed its element's text again (26 against 14
     us of database CPU per record). It commits synchronously: the entries leave Redis only once
-    the rows are on disk. A record whose
-    person was deleted after the hand-out goes as their other records went (``on_delete=CASCADE``).
+    the rows are on disk. A record whose person was deleted after the hand-out goes as their other
+    records went (``on_delete=CASCADE``).
     """
     db = connections[DEFAULT_DB_ALIAS]
     if db.vendor == "postgresql":
