@@ -21,7 +21,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from social_core.exceptions import AuthProviderError
+from social_core.exceptions import AuthConfigurationError, AuthProviderError
 
 from accounts.models import User
 from sandbox import state
@@ -34,6 +34,7 @@ from .flows import sign_in
 from .vault_support import expire, patch_transport, stored_tokens
 
 TOKEN_PATH = "/login/oauth/access_token"
+STALL_SECONDS = 1.0
 
 
 class _Backend:
@@ -49,7 +50,8 @@ class _Backend:
 class _Provider:
     """A token endpoint on a real socket (HTTP/1.1, keep-alive) that records which connection
     each request came on. ``mode``: ``answer``; ``close_after`` (answers, then closes the
-    connection without saying so); ``hang_up`` (reads the request, closes without an answer)."""
+    connection without saying so); ``hang_up`` (reads the request, closes without an answer);
+    ``stall`` (reads the request, answers after the caller's timeout)."""
 
     def __init__(self) -> None:
         self.mode = "answer"
@@ -67,6 +69,8 @@ class _Provider:
                 if provider.mode == "hang_up":
                     self.close_connection = True
                     return
+                if provider.mode == "stall":
+                    time.sleep(STALL_SECONDS)
                 payload = json.dumps({"access_token": "gho_" + "a" * 36, "token_type": "bearer"}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -99,14 +103,24 @@ def provider():
     server.close()
 
 
-def _post(url: str, refresh_token: str):
+def _post(url: str, refresh_token: str, *, timeout: float = 5):
     return provider_calls._send(
         _Backend(),
         url,
         method="POST",
         data={"grant_type": "refresh_token", "refresh_token": refresh_token},
-        timeout=5,
+        timeout=timeout,
         stage="refresh",
+    )
+
+
+def _expired_token_set(client) -> RefreshContext:
+    """A signed-in person's expired GitHub token set, as ``vault_refresh`` would refresh it."""
+    sign_in(client, "github", email="person@example.com")
+    token_set = TokenSet.objects.get()
+    expire(token_set)
+    return RefreshContext(
+        token_set_id=token_set.pk, identity_id=token_set.identity_id, owner=User.objects.get(), min_ttl=60
     )
 
 
@@ -163,6 +177,26 @@ def test_a_connection_dropped_without_an_answer_fails_cleanly_and_is_not_reused(
     assert _post(provider.url, "ghr_after_" + "u" * 30).status_code == 200
 
 
+def test_a_provider_that_answers_too_late_is_a_timeout_and_its_connection_is_dropped(provider):
+    _post(provider.url, "ghr_warm_" + "t" * 30)
+    before = provider_calls.http_session()
+    provider.mode = "stall"
+    with pytest.raises(AuthProviderError) as raised:
+        _post(provider.url, "ghr_slow_" + "s" * 30, timeout=STALL_SECONDS / 4)
+    assert raised.value.code == "timeout"
+    assert provider.url not in str(raised.value.__cause__)
+    assert provider_calls.http_session() is not before  # its late answer is never read as the next one's
+
+
+def test_a_malformed_provider_url_is_a_setting_error_and_keeps_the_connection(provider):
+    _post(provider.url, "ghr_warm_" + "m" * 30)
+    before = provider_calls.http_session()
+    with pytest.raises(AuthConfigurationError) as raised:
+        _post("http://", "ghr_nowhere_" + "n" * 30)
+    assert (raised.value.code, raised.value.parameter) == ("invalid_setting", "url")
+    assert provider_calls.http_session() is before
+
+
 @pytest.mark.django_db(transaction=True)
 def test_vault_refresh_sends_no_cookie_from_one_persons_refresh_with_the_next(client, monkeypatch):
     for index in range(3):
@@ -213,15 +247,7 @@ def test_a_refresh_for_a_profile_no_longer_live_is_refused(client, change):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_refresh_under_the_row_lock_asks_nothing_twice(client):
-    sign_in(client, "github", email="person@example.com")
-    token_set = TokenSet.objects.get()
-    expire(token_set)
-    ctx = RefreshContext(
-        token_set_id=token_set.pk,
-        identity_id=token_set.identity_id,
-        owner=User.objects.get(),
-        min_ttl=60,
-    )
+    ctx = _expired_token_set(client)
     with CaptureQueriesContext(connection) as captured:
         assert refresh(ctx)[1] is True
     site = [q["sql"] for q in captured.captured_queries if "sandbox_" not in q["sql"]]
@@ -232,16 +258,8 @@ def test_a_refresh_under_the_row_lock_asks_nothing_twice(client):
 
 @pytest.mark.django_db
 def test_the_sandbox_token_endpoint_counts_and_reads_its_mode_in_three_statements(client):
-    sign_in(client, "github", email="person@example.com")
-    token_set = TokenSet.objects.get()
-    expire(token_set)
+    ctx = _expired_token_set(client)
     state.reset("github")
-    ctx = RefreshContext(
-        token_set_id=token_set.pk,
-        identity_id=token_set.identity_id,
-        owner=User.objects.get(),
-        min_ttl=60,
-    )
     with CaptureQueriesContext(connection) as captured:
         refresh(ctx)
     counted = [q["sql"] for q in captured.captured_queries if "sandbox_providerstate" in q["sql"]]

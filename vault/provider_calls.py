@@ -240,6 +240,21 @@ def close_http_session() -> None:
         session.close()
 
 
+# social-core's mapping of transport failures (``BaseAuth.request``), first match wins; None is
+# ``AuthProviderError``'s own code.
+_INVALID_URL = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.MissingSchema,
+)
+_TRANSPORT_ERRORS: tuple[tuple[type[Exception], str | None], ...] = (
+    (requests.exceptions.SSLError, "tls_error"),
+    (requests.Timeout, "timeout"),
+    (requests.ConnectionError, "connection_failed"),
+    (requests.RequestException, None),
+)
+
+
 def _send(
     backend,
     url: str,
@@ -271,32 +286,16 @@ def _send(
             proxies=backend.setting("PROXIES"),
             verify=backend.setting("VERIFY_SSL", True),
         )
-    except requests.exceptions.SSLError as error:
-        close_http_session()
-        redact_request_error(error, request_url=url)
-        raise AuthProviderError(backend, code="tls_error", stage=stage) from error
-    except requests.Timeout as error:
-        # A connection that timed out mid-answer is not reused: the next call starts afresh.
-        close_http_session()
-        redact_request_error(error, request_url=url)
-        raise AuthProviderError(backend, code="timeout", stage=stage) from error
-    except (
-        requests.exceptions.InvalidURL,
-        requests.exceptions.InvalidSchema,
-        requests.exceptions.MissingSchema,
-    ) as error:
+    except _INVALID_URL as error:
         redact_request_error(error, request_url=url)
         raise AuthConfigurationError(backend, code="invalid_setting", parameter="url", stage=stage) from error
-    except requests.ConnectionError as error:
-        # Also a kept-alive connection the provider closed as it was reused: dropped here, and
-        # ``call_provider`` retries the call (on a new connection) as it retries any outage.
-        close_http_session()
-        redact_request_error(error, request_url=url)
-        raise AuthProviderError(backend, code="connection_failed", stage=stage) from error
     except requests.RequestException as error:
+        # A connection that failed (timed out mid-answer, closed by the provider as it was reused)
+        # is not used again: the next call, ``call_provider``'s retry included, starts afresh.
         close_http_session()
         redact_request_error(error, request_url=url)
-        raise AuthProviderError(backend, stage=stage) from error
+        code = next(code for kind, code in _TRANSPORT_ERRORS if isinstance(error, kind))
+        raise AuthProviderError(backend, code=code, stage=stage) from error
     try:
         response.raise_for_status()
     except requests.HTTPError as error:
