@@ -1,10 +1,12 @@
-"""Shared fixtures: provider-to-site calls reach the sandbox in-process; a clean cache per test."""
+"""Shared fixtures: provider-to-site calls reach the sandbox in-process; a clean cache per test;
+the rate limits on both caches (``limit_cache``)."""
 
 from __future__ import annotations
 
 import pytest
 from django.core.cache import cache
 
+from .redis_support import redis_as_cache
 from .sandbox_support import install_testserver_transport
 
 
@@ -35,6 +37,17 @@ def _clean_cache():
 def settings_rate_limits_off(settings):
     """Fuzzers send hundreds of requests a second; the limits are tested on their own."""
     settings.VAULT_RATE_LIMITS = {"key": (100000, 60), "user": (100000, 60), "auth_failure": (100000, 300)}
+
+
+@pytest.fixture(params=["locmem", "redis"])
+def limit_cache(request, settings):
+    """Each limit test twice: on the local-memory cache (one process is the whole site) and on
+    Redis, where production counts them across processes and hosts (tests/redis_support.py)."""
+    if request.param == "locmem":
+        yield request.param
+        return
+    with redis_as_cache(settings, label="limits"):
+        yield request.param
 
 
 @pytest.fixture

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from datetime import timedelta
 
 import pytest
 from django.core import mail
-from django.core.cache import caches
 from django.test import Client
 from django.utils import timezone
 
@@ -476,28 +474,6 @@ def test_token_exchange_form_fields_are_checked_not_coerced(alice, key):
 
 
 # --- 7. limits ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(params=["locmem", "redis"])
-def limit_cache(request, settings):
-    """The limits work with the default local-memory cache and with Redis (production). On Redis
-    the keys carry a prefix of their own, removed afterwards; nothing is flushed: tests running
-    side by side share that server (and the staged records' stream is this test's own)."""
-    if request.param == "locmem":
-        yield request.param
-        return
-    prefix = f"tests-{uuid.uuid4().hex[:12]}"
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": "redis://127.0.0.1:6379/9",
-            "KEY_PREFIX": prefix,
-        }
-    }
-    yield request.param
-    client = caches["default"]._cache.get_client(write=True)
-    for name in client.scan_iter(match=f"{prefix}:*"):
-        client.delete(name)
 
 
 def test_per_key_rate_limit_answers_429_with_retry_after(settings, alice, key, limit_cache):

@@ -9,11 +9,9 @@ import importlib
 import inspect
 import json
 import logging
-import secrets
 
 import pytest
 from django.apps import apps
-from django.core.cache import caches
 from django.test import Client
 from oauth2_provider import oauth2_validators
 from oauth2_provider.models import Grant
@@ -32,27 +30,6 @@ pytestmark = pytest.mark.django_db
 
 # Windows of an hour: a test never straddles two (a minute's window would, now and then).
 HOUR = 3600
-
-
-@pytest.fixture(params=["locmem", "redis"])
-def limit_cache(request, settings):
-    """Limits on the local-memory cache and on Redis (production). On Redis the keys carry a prefix
-    of their own, removed afterwards; nothing is flushed: other work shares that server."""
-    if request.param == "locmem":
-        yield request.param
-        return
-    prefix = "h10-" + secrets.token_hex(8)
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": "redis://127.0.0.1:6379/10",
-            "KEY_PREFIX": prefix,
-        }
-    }
-    yield request.param
-    client = caches["default"]._cache.get_client(write=True)
-    for name in client.scan_iter(match=f"{prefix}:*"):
-        client.delete(name)
 
 
 @pytest.fixture

@@ -208,24 +208,6 @@ def test_a_well_formed_unknown_id_is_still_not_found(alice, key):
 # --- 12.*: refused keys from an address never lock out a valid key ----------------------------------
 
 
-@pytest.fixture(params=["locmem", "redis"])
-def limit_cache(request, settings):
-    if request.param == "redis":
-        settings.CACHES = {
-            "default": {
-                "BACKEND": "django.core.cache.backends.redis.RedisCache",
-                # A database of its own: other suites' cache.clear() flushes theirs.
-                "LOCATION": "redis://127.0.0.1:6379/13",
-                "KEY_PREFIX": "tests-sec-web",
-            }
-        }
-    from django.core.cache import cache
-
-    cache.clear()
-    yield request.param
-    cache.clear()
-
-
 def test_twenty_refused_keys_do_not_lock_out_a_valid_key_behind_the_same_address(alice, key, limit_cache):
     nat = {"REMOTE_ADDR": "198.51.100.7"}
     for _ in range(25):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 
 import pytest
 import redis
@@ -26,25 +25,14 @@ from vault.activity_kinds import VaultKind
 from vault.models import StagedRecordsMark
 
 from .flows import sign_in
-
-REDIS_URL = "redis://127.0.0.1:6379/11"  # a database of its own: other suites flush theirs
+from .redis_support import redis_as_cache
 
 
 @pytest.fixture
 def redis_cache(settings):
     """Redis as the cache, under a key prefix of this test's own (tests run side by side)."""
-    prefix = f"staging-{uuid.uuid4().hex[:12]}"
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": prefix,
-        }
-    }
-    server = redis.Redis.from_url(REDIS_URL)
-    yield server
-    for name in server.scan_iter(f"{prefix}:*"):
-        server.delete(name)
+    with redis_as_cache(settings, label="staging") as server:
+        yield server
 
 
 @pytest.fixture
