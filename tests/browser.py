@@ -59,3 +59,14 @@ def sandbox_sign_in(page, *, email: str, name: str = "", verified: bool = True, 
     if box.is_checked() != verified:
         box.click()
     page.get_by_role("button", name="Deny" if deny else "Allow").click()
+
+
+def create_agent_key(page, *, name: str) -> str:
+    """On the open Agents page, a GitHub key named ``name`` made as a person makes one: the key
+    the page shows once."""
+    page.get_by_label("Agent name").fill(name)
+    page.get_by_label("GitHub", exact=True).check()
+    page.get_by_role("button", name="Create key").click()
+    key = page.locator("[data-agent-key]").get_attribute("data-agent-key")
+    assert key and key.startswith("lsa_")
+    return key

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -71,6 +72,46 @@ def run(argv: list[str], env: dict[str, str], *, timeout: float = 60) -> subproc
 
 def manage(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
     return run([PYTHON, "manage.py", *args], env, timeout=timeout)
+
+
+def collected_static(tmp_path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Production settings (``tests.deploy_settings``) with the static files collected under
+    ``tmp_path``: the environment, and the manifest's versioned name of every file."""
+    static_root = tmp_path / "static"
+    env = production_env(
+        DJANGO_SETTINGS_MODULE="tests.deploy_settings",
+        DEPLOY_TEST_STATIC_ROOT=str(static_root),
+        ALLOWED_HOSTS="testserver",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'no-such-dir' / 'none.sqlite3'}",
+    )
+    collected = manage("collectstatic", "--noinput", env=env)
+    assert collected.returncode == 0, collected.stdout + collected.stderr
+    return env, json.loads((static_root / "staticfiles.json").read_text())["paths"]
+
+
+# Run in a child with the deployment's environment: Django's test client, over HTTPS, on each path.
+_GET_PATHS = """
+import json, sys, django
+django.setup()
+from django.test import Client
+encoding, answers = sys.argv[1], {}
+for path in sys.argv[2:]:
+    response = Client().get(path, secure=True, headers={"Accept-Encoding": encoding} if encoding else {})
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    answers[path] = {"status": response.status_code, "type": response.get("Content-Type", ""),
+                     "cache_control": response.get("Cache-Control", ""),
+                     "encoding": response.get("Content-Encoding", ""), "bytes": len(body),
+                     "body": body.decode("utf-8", "replace")}
+print(json.dumps(answers))
+"""
+
+
+def get_with(env: dict[str, str], *paths: str, accept_encoding: str = "") -> dict[str, dict]:
+    """Each path as a deployment with ``env`` answers it (in a child process): status, content
+    type, cache control, content encoding, size and body."""
+    served = run([PYTHON, "-c", _GET_PATHS, accept_encoding, *paths], env)
+    assert served.returncode == 0, served.stderr
+    return json.loads(served.stdout)
 
 
 def free_port() -> int:

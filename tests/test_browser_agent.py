@@ -15,7 +15,7 @@ from activity.models import Activity
 from vault.activity_kinds import VaultKind
 from vault.models import ConnectRequest
 
-from .browser import chromium_page, sandbox_sign_in
+from .browser import chromium_page, create_agent_key, sandbox_sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -44,11 +44,7 @@ def test_agent_asks_user_connects_agent_retries_and_gets_a_token(live_server, se
         page.get_by_role("button", name="Continue with Google").click()
         sandbox_sign_in(page, email="alice@example.com", name="Alice")
         page.get_by_role("link", name="Agents").click()
-        page.get_by_label("Agent name").fill("example agent")
-        page.get_by_label("GitHub", exact=True).check()
-        page.get_by_role("button", name="Create key").click()
-        key = page.locator("[data-agent-key]").get_attribute("data-agent-key")
-        assert key and key.startswith("lsa_")
+        key = create_agent_key(page, name="example agent")
 
         agent = subprocess.Popen(
             [

@@ -17,7 +17,7 @@ from django.core.cache import cache
 
 from accounts.models import User
 
-from .deploy_support import PYTHON, REDIS_SERVER, manage, production_env, run
+from .deploy_support import PYTHON, REDIS_SERVER, collected_static, get_with, manage, production_env, run
 from .flows import sign_in
 
 #: A Redis database of its own, so the test never touches what a developer keeps in db 0.
@@ -100,37 +100,12 @@ def test_sessions_and_cache_are_in_redis_and_shared_between_processes(client, se
         redis_client.delete(f":1:{marker}", f":1:django.contrib.sessions.cached_db{session_key}")
 
 
-_GET_STATIC = """
-import json, sys, django
-django.setup()
-from django.test import Client
-answers = {}
-for path in sys.argv[1:]:
-    response = Client().get(path, secure=True, headers={"Accept-Encoding": "gzip"})
-    body = b"".join(response.streaming_content) if response.streaming else response.content
-    answers[path] = {"status": response.status_code, "cache_control": response.get("Cache-Control", ""),
-                     "encoding": response.get("Content-Encoding", ""), "bytes": len(body)}
-print(json.dumps(answers))
-"""
-
-
 def test_whitenoise_serves_collected_static_files_with_far_future_cache_headers(tmp_path):
-    static_root = tmp_path / "static"
-    env = production_env(
-        DJANGO_SETTINGS_MODULE="tests.deploy_settings",
-        DEPLOY_TEST_STATIC_ROOT=str(static_root),
-        ALLOWED_HOSTS="testserver",
-        DATABASE_URL=f"sqlite:///{tmp_path / 'no-such-dir' / 'none.sqlite3'}",
-    )
-    collected = manage("collectstatic", "--noinput", env=env)
-    assert collected.returncode == 0, collected.stdout + collected.stderr
-    manifest = json.loads((static_root / "staticfiles.json").read_text())["paths"]
+    env, manifest = collected_static(tmp_path)
     hashed = manifest["css/site.css"]
-    assert hashed != "css/site.css" and (static_root / hashed).is_file()
+    assert hashed != "css/site.css" and (tmp_path / "static" / hashed).is_file()
 
-    served = run([PYTHON, "-c", _GET_STATIC, f"/static/{hashed}", "/static/css/site.css"], env)
-    assert served.returncode == 0, served.stderr
-    answers = json.loads(served.stdout)
+    answers = get_with(env, f"/static/{hashed}", "/static/css/site.css", accept_encoding="gzip")
     versioned = answers[f"/static/{hashed}"]
     assert versioned["status"] == 200 and versioned["bytes"] > 0
     directives = {part.strip() for part in versioned["cache_control"].split(",")}

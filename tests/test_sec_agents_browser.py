@@ -7,7 +7,7 @@ from django.core import mail
 
 from vault.models import AgentKey
 
-from .browser import chromium_page, sandbox_sign_in
+from .browser import chromium_page, create_agent_key, sandbox_sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -23,11 +23,7 @@ def test_reload_and_back_after_creating_a_key_create_nothing(live_server, settin
         page.get_by_role("button", name="Continue with Google").click()
         sandbox_sign_in(page, email="alice@example.com", name="Alice")
         page.get_by_role("link", name="Agents").click()
-        page.get_by_label("Agent name").fill("reload test")
-        page.get_by_label("GitHub", exact=True).check()
-        page.get_by_role("button", name="Create key").click()
-        key = page.locator("[data-agent-key]").get_attribute("data-agent-key")
-        assert key and key.startswith("lsa_")
+        key = create_agent_key(page, name="reload test")
         assert AgentKey.objects.count() == 1 and len(_key_mails()) == 1
 
         page.reload()
@@ -48,11 +44,9 @@ def test_the_copy_button_copies_and_the_key_fits_a_phone(live_server, settings):
         page.get_by_role("button", name="Continue with Google").click()
         sandbox_sign_in(page, email="bob@example.com", name="Bob")
         page.goto("/settings/agents/")
-        page.get_by_label("Agent name").fill("phone")
-        page.get_by_label("GitHub", exact=True).check()
-        page.get_by_role("button", name="Create key").click()
+        key = create_agent_key(page, name="phone")
         field = page.get_by_role("textbox", name="Agent key")
-        key = field.get_attribute("data-agent-key")
+        assert field.get_attribute("data-agent-key") == key
         # The whole key is visible: it wraps inside its field instead of scrolling out of sight.
         widths = field.evaluate("el => [el.scrollWidth, el.clientWidth, el.scrollHeight, el.clientHeight]")
         assert widths[0] <= widths[1] and widths[2] <= widths[3], widths

@@ -16,7 +16,7 @@ from django.urls import path
 
 from linking_site import urls as site_urls
 
-from .deploy_support import PYTHON, manage, production_env, run
+from .deploy_support import collected_static, get_with
 
 LAYOUT_MARK = 'class="site-header"'
 
@@ -30,35 +30,12 @@ urlpatterns = [path("boom/", _boom), *site_urls.urlpatterns]
 handler500 = site_urls.handler500
 handler404 = site_urls.handler404
 
-_GET = """
-import json, sys, django
-django.setup()
-from django.test import Client
-answers = {}
-for path in sys.argv[1:]:
-    response = Client().get(path, secure=True)
-    body = b"".join(response.streaming_content) if response.streaming else response.content
-    answers[path] = {"status": response.status_code, "type": response.get("Content-Type", ""),
-                     "body": body.decode("utf-8", "replace")}
-print(json.dumps(answers))
-"""
-
 
 def test_404_page_and_favicon_with_production_settings(tmp_path):
-    static_root = tmp_path / "static"
-    env = production_env(
-        DJANGO_SETTINGS_MODULE="tests.deploy_settings",
-        DEPLOY_TEST_STATIC_ROOT=str(static_root),
-        ALLOWED_HOSTS="testserver",
-        DATABASE_URL=f"sqlite:///{tmp_path / 'no-such-dir' / 'none.sqlite3'}",
-    )
-    collected = manage("collectstatic", "--noinput", env=env)
-    assert collected.returncode == 0, collected.stdout + collected.stderr
-    hashed = json.loads((static_root / "staticfiles.json").read_text())["paths"]["favicon.svg"]
+    env, manifest = collected_static(tmp_path)
+    hashed = manifest["favicon.svg"]
 
-    served = run([PYTHON, "-c", _GET, "/no-such-page/", f"/static/{hashed}", "/api/no-such"], env)
-    assert served.returncode == 0, served.stderr
-    answers = json.loads(served.stdout)
+    answers = get_with(env, "/no-such-page/", f"/static/{hashed}", "/api/no-such")
 
     missing = answers["/no-such-page/"]
     assert missing["status"] == 404

@@ -29,7 +29,7 @@ from vault.capture import capture_tokens
 from vault.keys import generate_key
 from vault.models import TokenSet
 
-from .leaks import cache_contents, decoded_sessions
+from .leaks import cache_contents, decoded_sessions, store_canaries
 from .vault_support import expire
 
 pytestmark = pytest.mark.django_db
@@ -69,16 +69,7 @@ def test_canary_token_leaks_nowhere(
 def _exercise(client, staff, caplog, monkeypatch, settings, django_capture_on_commit_callbacks):
     monkeypatch.setattr(provider_calls, "RETRY_BACKOFF", (0.0, 0.0))
     github = UserSocialAuth.objects.get(provider="github")
-    capture_tokens(
-        identity=github,
-        response={
-            "access_token": CANARY_ACCESS,
-            "refresh_token": CANARY_REFRESH,
-            "expires_in": 3600,
-            "scope": "read:user",
-            "token_type": "bearer",
-        },
-    )
+    store_canaries(github, access=CANARY_ACCESS, refresh=CANARY_REFRESH)
     token_set = TokenSet.objects.get(identity=github)
     seen: list[tuple[str, str]] = []
 

@@ -27,11 +27,11 @@ from accounts.templatetags.plain_words import when_text
 from activity.models import Activity
 from vault import agents, errors, provider_calls
 from vault.activity_kinds import VaultKind
-from vault.capture import capture_tokens
 from vault.models import AgentKey, TokenSet, WarningSent
 from vault.warnings import send_due_warnings
 
 from .flows import round_trip, sign_in
+from .leaks import store_canaries
 from .vault_support import expire, http_status, let_pause_pass, patch_transport, run_in_threads
 
 pytestmark = pytest.mark.django_db
@@ -57,16 +57,7 @@ def alice(client) -> User:
     """Signed in with GitHub (a verified address), its tokens replaced by canaries."""
     sign_in(client, "github", email="alice@example.com")
     github = UserSocialAuth.objects.get(provider="github")
-    capture_tokens(
-        identity=github,
-        response={
-            "access_token": CANARY_ACCESS,
-            "refresh_token": CANARY_REFRESH,
-            "expires_in": 3600,
-            "scope": "read:user",
-            "token_type": "bearer",
-        },
-    )
+    store_canaries(github, access=CANARY_ACCESS, refresh=CANARY_REFRESH)
     mail.outbox.clear()
     return User.objects.get()
 
