@@ -100,6 +100,9 @@ class FakeProvider:
     #: Changes to the discovery document.
     discovery_changes: dict[str, Any] = field(default_factory=dict)
     issued: list[dict[str, Any]] = field(default_factory=list)
+    #: When the person signed in at the provider: ``auth_time`` in every ID token, the refreshed
+    #: ones included (OpenID Connect Core 12.2 has the client check that it stays the same).
+    authenticated_at: int = field(default_factory=lambda: int(time.time()) - 5)
 
     @property
     def signing_key(self) -> SigningKey:
@@ -136,7 +139,7 @@ class FakeProvider:
             "aud": self.client_id,
             "exp": now + 3600,
             "iat": now,
-            "auth_time": now - 5,
+            "auth_time": self.authenticated_at,
             "at_hash": at_hash(access_token),
         }
         if nonce is not None:
