@@ -5,6 +5,7 @@ and the like, so the rule each one states is written in one place (issue 13: no 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.db import models
 from django.db.models import Q
@@ -45,6 +46,15 @@ class TokenSetQuerySet(models.QuerySet):
             .exclude(refresh_token_encrypted="")
             .filter(live_profile_filter("identity__user"))
         )
+
+    def under_lease(self, pk: int, lease: str) -> TokenSetQuerySet:
+        """The row ``pk`` while ``lease`` still holds it: once a lapsed lease is taken by another
+        worker, the first holder's writes match nothing."""
+        return self.filter(pk=pk, lease_id=lease)
+
+    def release_lease(self, **changes: Any) -> int:
+        """Give the lease back, writing ``changes`` in the same update."""
+        return self.update(lease_id="", lease_expires_at=None, **changes)
 
     def encrypted(self) -> TokenSetQuerySet:
         """Token sets holding values (under the key ``key_name`` names)."""

@@ -270,7 +270,7 @@ def _refresh_with_lease(ctx: RefreshContext) -> tuple[TokenSet, bool]:
 
 def _release_lease(token_set_id: int, lease: str) -> None:
     with transaction.atomic():
-        TokenSet.objects.filter(pk=token_set_id, lease_id=lease).update(lease_id="", lease_expires_at=None)
+        TokenSet.objects.under_lease(token_set_id, lease).release_lease()
 
 
 @sensitive_variables()

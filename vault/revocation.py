@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
 
 from django.db import transaction
 from django.db.models import Q
@@ -134,7 +134,7 @@ def attempt_revocation(
     except RevocationFailed as failure:
         return _record_failure(token_set, lease, failure.code, owner=owner, actor=actor)
     with transaction.atomic():
-        TokenSet.objects.filter(pk=token_set.pk, lease_id=lease).delete()
+        TokenSet.objects.under_lease(token_set.pk, lease).delete()
     messages = {
         "revoked": f"Revoked the {title} account's tokens at {title}",
         "already_invalid": f"The {title} account's tokens were already invalid at {title}",
@@ -170,7 +170,7 @@ def _record_failure(
     data = {"token_set": token_set.pk, "code": code, "attempts": attempts}
     if attempts >= MAX_ATTEMPTS:
         with transaction.atomic():
-            TokenSet.objects.filter(pk=token_set.pk, lease_id=lease).delete()
+            TokenSet.objects.under_lease(token_set.pk, lease).delete()
         recording.record(
             kind=VaultKind.REVOKE_FAILED,
             user=owner,
@@ -190,15 +190,7 @@ def _record_failure(
         )
         return "gave_up"
     pause = backoff_seconds(attempts)
-    with transaction.atomic():
-        TokenSet.objects.filter(pk=token_set.pk, lease_id=lease).update(
-            revoke_attempts=attempts,
-            last_error_code=code[:64],
-            last_error_at=now,
-            retry_not_before=now + timedelta(seconds=pause),
-            lease_id="",
-            lease_expires_at=None,
-        )
+    _put_back(token_set, lease, code, now=now, retry_in=pause, revoke_attempts=attempts)
     recording.record(
         kind=VaultKind.REVOKE_FAILED,
         user=owner,
@@ -222,14 +214,7 @@ def _record_failure(
 def _record_key_fault(token_set: TokenSet, lease: str, code: str, *, now) -> Result:
     """This site cannot read the tokens (wrong or missing vault key): the row is kept, the attempt
     count untouched, and it waits for the right key (reported by ``vault_status`` and the admin)."""
-    with transaction.atomic():
-        TokenSet.objects.filter(pk=token_set.pk, lease_id=lease).update(
-            last_error_code=code[:64],
-            last_error_at=now,
-            retry_not_before=now + timedelta(seconds=KEY_FAULT_RETRY_SECONDS),
-            lease_id="",
-            lease_expires_at=None,
-        )
+    _put_back(token_set, lease, code, now=now, retry_in=KEY_FAULT_RETRY_SECONDS)
     logger.error(
         "Token set %s (%s): cannot revoke, its tokens do not decrypt with VAULT_KEYS (%s); kept until "
         "the right key is configured (not counted as a failed attempt)",
@@ -238,6 +223,18 @@ def _record_key_fault(token_set: TokenSet, lease: str, code: str, *, now) -> Res
         code,
     )
     return "key_fault"
+
+
+def _put_back(token_set: TokenSet, lease: str, code: str, *, now, retry_in: float, **changes: Any) -> None:
+    """An attempt that did not end the row: its error noted, the next attempt not before
+    ``retry_in`` seconds, the lease given back (``changes`` written in the same update)."""
+    with transaction.atomic():
+        TokenSet.objects.under_lease(token_set.pk, lease).release_lease(
+            last_error_code=code[:64],
+            last_error_at=now,
+            retry_not_before=now + timedelta(seconds=retry_in),
+            **changes,
+        )
 
 
 @dataclass
