@@ -133,6 +133,40 @@ def test_revocation_gives_up_after_its_attempts(
     assert Activity.objects.filter(kind=VaultKind.REVOKE_FAILED, data__gave_up=True).count() == 1
 
 
+@pytest.mark.parametrize("provider_answer", ["fails", "revokes"])
+def test_an_attempt_whose_lease_was_taken_over_writes_nothing_when_it_ends(
+    client, alice, monkeypatch, django_capture_on_commit_callbacks, provider_answer
+):
+    """A worker so slow that its lease lapsed, and another worker took the row: when its provider
+    call ends, it neither notes a failure on the row nor erases it (the other worker owns it)."""
+    patch_transport(monkeypatch, when=lambda method, url: "/grant" in url, answer=http_status(503))
+    with django_capture_on_commit_callbacks(execute=True):
+        _disconnect(client, UserSocialAuth.objects.get(provider="github"))
+    pending = TokenSet.objects.get(provider="github")
+    let_pause_pass(pending)
+    pending.refresh_from_db()
+    monkeypatch.undo()
+    install_testserver_transport(monkeypatch)
+
+    def taken_over_then(adapter, request, *, timeout=None, original=None):
+        TokenSet.objects.filter(pk=pending.pk).update(
+            lease_id="another-worker", lease_expires_at=timezone.now() + timedelta(seconds=60)
+        )
+        if provider_answer == "fails":
+            return http_status(503)(adapter, request)
+        return original(adapter, request, timeout=timeout)
+
+    patch_transport(monkeypatch, when=lambda method, url: "/grant" in url, answer=taken_over_then)
+    revocation.attempt_revocation(token_set_id=pending.pk)
+    row = TokenSet.objects.get(pk=pending.pk)  # still there: the first worker's delete matched nothing
+    assert row.lease_id == "another-worker"
+    assert (row.revoke_attempts, row.retry_not_before, row.last_error_at) == (
+        pending.revoke_attempts,
+        pending.retry_not_before,
+        pending.last_error_at,
+    )
+
+
 def test_expired_github_token_still_revokes_the_grant(client, alice, django_capture_on_commit_callbacks):
     token_set = TokenSet.objects.get(provider="github")
     access, refresh = stored_tokens(token_set)
