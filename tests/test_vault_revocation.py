@@ -133,12 +133,13 @@ def test_revocation_gives_up_after_its_attempts(
     assert Activity.objects.filter(kind=VaultKind.REVOKE_FAILED, data__gave_up=True).count() == 1
 
 
-@pytest.mark.parametrize("provider_answer", ["fails", "revokes"])
+@pytest.mark.parametrize("provider_answer", ["fails", "fails_for_the_last_time", "revokes"])
 def test_an_attempt_whose_lease_was_taken_over_writes_nothing_when_it_ends(
     client, alice, monkeypatch, django_capture_on_commit_callbacks, provider_answer
 ):
     """A worker so slow that its lease lapsed, and another worker took the row: when its provider
-    call ends, it neither notes a failure on the row nor erases it (the other worker owns it)."""
+    call ends, it neither notes a failure on the row nor erases it, nor records an outcome (the
+    other worker owns the row and records its own)."""
     patch_transport(monkeypatch, when=lambda method, url: "/grant" in url, answer=http_status(503))
     with django_capture_on_commit_callbacks(execute=True):
         _disconnect(client, UserSocialAuth.objects.get(provider="github"))
@@ -147,17 +148,21 @@ def test_an_attempt_whose_lease_was_taken_over_writes_nothing_when_it_ends(
     pending.refresh_from_db()
     monkeypatch.undo()
     install_testserver_transport(monkeypatch)
+    if provider_answer == "fails_for_the_last_time":
+        monkeypatch.setattr(revocation, "MAX_ATTEMPTS", pending.revoke_attempts + 1)
 
     def taken_over_then(adapter, request, *, timeout=None, original=None):
         TokenSet.objects.filter(pk=pending.pk).update(
             lease_id="another-worker", lease_expires_at=timezone.now() + timedelta(seconds=60)
         )
-        if provider_answer == "fails":
+        if provider_answer != "revokes":
             return http_status(503)(adapter, request)
         return original(adapter, request, timeout=timeout)
 
     patch_transport(monkeypatch, when=lambda method, url: "/grant" in url, answer=taken_over_then)
-    revocation.attempt_revocation(token_set_id=pending.pk)
+    records = Activity.objects.count()
+    assert revocation.attempt_revocation(token_set_id=pending.pk) == "busy"
+    assert Activity.objects.count() == records
     row = TokenSet.objects.get(pk=pending.pk)  # still there: the first worker's delete matched nothing
     assert row.lease_id == "another-worker"
     assert (row.revoke_attempts, row.retry_not_before, row.last_error_at) == (

@@ -133,8 +133,8 @@ def attempt_revocation(
         outcome = revoke(token_set, even_if_linked=even_if_linked)
     except RevocationFailed as failure:
         return _record_failure(token_set, lease, failure.code, owner=owner, actor=actor)
-    with transaction.atomic():
-        TokenSet.objects.under_lease(token_set.pk, lease).delete()
+    if not _erase(token_set, lease):
+        return _taken_over(token_set)
     messages = {
         "revoked": f"Revoked the {title} account's tokens at {title}",
         "already_invalid": f"The {title} account's tokens were already invalid at {title}",
@@ -169,8 +169,8 @@ def _record_failure(
     title = provider_title(token_set.provider)
     data = {"token_set": token_set.pk, "code": code, "attempts": attempts}
     if attempts >= MAX_ATTEMPTS:
-        with transaction.atomic():
-            TokenSet.objects.under_lease(token_set.pk, lease).delete()
+        if not _erase(token_set, lease):
+            return _taken_over(token_set)
         recording.record(
             kind=VaultKind.REVOKE_FAILED,
             user=owner,
@@ -190,7 +190,8 @@ def _record_failure(
         )
         return "gave_up"
     pause = backoff_seconds(attempts)
-    _put_back(token_set, lease, code, now=now, retry_in=pause, revoke_attempts=attempts)
+    if not _put_back(token_set, lease, code, now=now, retry_in=pause, revoke_attempts=attempts):
+        return _taken_over(token_set)
     recording.record(
         kind=VaultKind.REVOKE_FAILED,
         user=owner,
@@ -214,7 +215,8 @@ def _record_failure(
 def _record_key_fault(token_set: TokenSet, lease: str, code: str, *, now) -> Result:
     """This site cannot read the tokens (wrong or missing vault key): the row is kept, the attempt
     count untouched, and it waits for the right key (reported by ``vault_status`` and the admin)."""
-    _put_back(token_set, lease, code, now=now, retry_in=KEY_FAULT_RETRY_SECONDS)
+    if not _put_back(token_set, lease, code, now=now, retry_in=KEY_FAULT_RETRY_SECONDS):
+        return _taken_over(token_set)
     logger.error(
         "Token set %s (%s): cannot revoke, its tokens do not decrypt with VAULT_KEYS (%s); kept until "
         "the right key is configured (not counted as a failed attempt)",
@@ -225,16 +227,37 @@ def _record_key_fault(token_set: TokenSet, lease: str, code: str, *, now) -> Res
     return "key_fault"
 
 
-def _put_back(token_set: TokenSet, lease: str, code: str, *, now, retry_in: float, **changes: Any) -> None:
-    """An attempt that did not end the row: its error noted, the next attempt not before
-    ``retry_in`` seconds, the lease given back (``changes`` written in the same update)."""
+def _erase(token_set: TokenSet, lease: str) -> bool:
+    """The attempt ended the row (revoked, or given up): erase it. False: not ours any more."""
     with transaction.atomic():
-        TokenSet.objects.under_lease(token_set.pk, lease).release_lease(
-            last_error_code=code[:64],
-            last_error_at=now,
-            retry_not_before=now + timedelta(seconds=retry_in),
-            **changes,
+        erased, _ = TokenSet.objects.under_lease(token_set.pk, lease).delete()
+    return bool(erased)
+
+
+def _put_back(token_set: TokenSet, lease: str, code: str, *, now, retry_in: float, **changes: Any) -> bool:
+    """An attempt that did not end the row: its error noted, the next attempt not before
+    ``retry_in`` seconds, the lease given back (``changes`` written in the same update). False:
+    not ours any more."""
+    with transaction.atomic():
+        return bool(
+            TokenSet.objects.under_lease(token_set.pk, lease).release_lease(
+                last_error_code=code[:64],
+                last_error_at=now,
+                retry_not_before=now + timedelta(seconds=retry_in),
+                **changes,
+            )
         )
+
+
+def _taken_over(token_set: TokenSet) -> Result:
+    """The attempt outlived its lease and another worker took the row over: that worker's attempt,
+    not this one, writes and records the outcome (the person sees one record, not two)."""
+    logger.warning(
+        "Token set %s (%s): revocation attempt outlived its lease; another worker has the row",
+        token_set.pk,
+        token_set.provider,
+    )
+    return "busy"
 
 
 @dataclass
