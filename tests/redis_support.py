@@ -13,8 +13,10 @@ from contextlib import contextmanager
 
 import redis
 
+from .deploy_support import REDIS_SERVER
+
 #: No suite flushes this database; every test here keeps to its own key prefix.
-REDIS_URL = "redis://127.0.0.1:6379/11"
+REDIS_URL = f"{REDIS_SERVER}/11"
 
 
 @contextmanager
